@@ -1,0 +1,411 @@
+"""The facade order gateways and the CLI use: one script call per decision.
+
+Routing (account -> desk, firm) comes from the policy document cached in
+the process. The scripts verify it against the firm's live policy and answer
+``ROUTING_STALE`` (or ``UNKNOWN_NODE`` for an account the cache lacks) when a
+load moved it; the facade then refreshes the cache and asks once more. In the
+steady state a decision is exactly one round trip.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import msgpack
+import redis
+
+from ledger import policy_store, views
+from ledger.errors import InvalidInput, LedgerUnavailable, UnknownScope
+from ledger.keys import Keys, check_id
+from ledger.money import notional_minor, parse_price, parse_qty
+from ledger.order import Order
+from ledger.policy import KINDS, Policy, load_policy_file
+from ledger.reasons import Reason
+from ledger.results import Decision, FillResult, Kill, KillResult, ReleaseResult, UtilizationRow
+from ledger.scripts import ScriptSet
+
+__all__ = ["Ledger"]
+
+T = TypeVar("T")
+_RETRYABLE = (Reason.ROUTING_STALE, Reason.UNKNOWN_NODE, Reason.NO_POLICY)
+
+
+def _s(value: Any) -> Any:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class Ledger:
+    """A connection to the ledger. Safe to share between threads; create one per process.
+
+    Args:
+        client: a redis-py client (``decode_responses`` must be off).
+        prefix: key prefix, ``ledger`` by default.
+        cluster: key layout for Redis Cluster (global kill mirrored per firm).
+        actor: who this process acts as, recorded with every decision.
+        audit_maxlen: approximate length each audit stream is trimmed to.
+        reject_ttl_ms: how long a rejected order id is remembered for idempotency.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str = "ledger",
+        cluster: bool = False,
+        actor: str = "library",
+        audit_maxlen: int = 1_000_000,
+        reject_ttl_ms: int = 86_400_000,
+    ) -> None:
+        self.redis = client
+        self.keys = Keys(prefix, cluster)
+        self.actor = actor
+        self.audit_maxlen = audit_maxlen
+        self.reject_ttl_ms = reject_ttl_ms
+        self.scripts = ScriptSet(client)
+        self._lock = threading.Lock()
+        self._policy: tuple[int, Policy] | None = None
+        self._order_firms: OrderedDict[str, str] = OrderedDict()
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, timeout_s: float = 1.0, cluster: bool = False, **kwargs: Any
+    ) -> Ledger:
+        """Connect to ``redis://host:port/db``; ``timeout_s`` bounds every call."""
+        if cluster:
+            client: Any = redis.RedisCluster.from_url(
+                url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+            )
+        else:
+            client = redis.Redis.from_url(
+                url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
+                health_check_interval=0,
+            )
+        return cls(client, cluster=cluster, **kwargs)
+
+    # -- plumbing ---------------------------------------------------------------
+
+    @contextmanager
+    def _redis_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except redis.RedisError as exc:
+            raise LedgerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        with self._redis_errors():
+            return fn()
+
+    def policy(self, refresh: bool = False) -> Policy | None:
+        """The cached policy (fetched on first use or when ``refresh``)."""
+        if self._policy is None or refresh:
+            current = self._call(lambda: policy_store.revision(self.redis, self.keys))
+            if current is None:
+                self._policy = None
+            elif self._policy is None or self._policy[0] != current:
+                self._policy = self._call(lambda: policy_store.fetch(self.redis, self.keys))
+        return self._policy[1] if self._policy else None
+
+    def _firm_of_scope(self, scope: str) -> str:
+        policy = self.policy(refresh=True)
+        node = policy.node(scope) if policy else None
+        if node is None:
+            raise UnknownScope(f"{scope}: no such node in the loaded policy")
+        return node.firm
+
+    def _firm_of_order(self, order_id: str) -> str | None:
+        firm = self._order_firms.get(order_id)
+        if firm is not None:
+            return firm
+        policy = self.policy()
+        firms = self._known_firms() if policy is None else policy.firms
+        if len(firms) == 1:
+            return firms[0]
+        with self._redis_errors():
+            pipe = self.redis.pipeline(transaction=False)
+            for f in firms:
+                pipe.exists(self.keys.order(f, order_id))
+            found = [f for f, hit in zip(firms, pipe.execute(), strict=True) if hit]
+        return found[0] if found else None
+
+    def _known_firms(self) -> list[str]:
+        return sorted(_s(m) for m in self._call(lambda: self.redis.smembers(self.keys.firms())))
+
+    def _remember(self, order_id: str, firm: str) -> None:
+        with self._lock:
+            self._order_firms[order_id] = firm
+            if len(self._order_firms) > 100_000:
+                self._order_firms.popitem(last=False)
+
+    # -- policy -----------------------------------------------------------------
+
+    def load_policy(self, policy: Policy | str, *, by: str, source: str = "") -> int:
+        """Swap in a policy (a :class:`Policy` or a YAML path); returns its revision."""
+        if not isinstance(policy, Policy):
+            source = source or str(policy)
+            policy = load_policy_file(policy)
+        rev = self._call(
+            lambda: policy_store.load(
+                self.redis, self.keys, self.scripts, policy, by=by, source=source,
+                audit_maxlen=self.audit_maxlen,
+            )
+        )
+        self._policy = (rev, policy)
+        return rev
+
+    # -- order decisions --------------------------------------------------------
+
+    def reserve(self, order: Order) -> Decision:
+        """Check and reserve a new order, all-or-nothing. Raises :class:`LedgerUnavailable`."""
+        try:
+            valid = order.validate()
+        except InvalidInput as exc:
+            return Decision.reject(str(order.order_id), Reason.INVALID_ORDER, str(exc))
+        o = order
+        for attempt in range(2):
+            policy = self.policy(refresh=attempt > 0)
+            if policy is None:
+                return Decision.reject(o.order_id, Reason.NO_POLICY, "no policy is loaded")
+            path = policy.path(o.account)
+            if path is None:
+                if attempt == 0:
+                    continue
+                return Decision.reject(
+                    o.order_id, Reason.UNKNOWN_NODE, "account not in policy", f"account:{o.account}"
+                )
+            desk, firm = path
+            try:
+                notional_minor(valid.qty, valid.price, policy.minor_units)
+            except InvalidInput as exc:
+                return Decision.reject(o.order_id, Reason.INVALID_ORDER, str(exc))
+            k = self.keys
+            raw = self._call(
+                lambda firm=firm, desk=desk: self.scripts.reserve(  # type: ignore[misc]
+                    [k.policy(firm), k.kills(firm), k.global_kill(firm), k.order(firm, o.order_id),
+                     k.agg(firm), k.open_index(firm), k.audit(firm)],
+                    [o.order_id, firm, desk, o.account, o.strategy, o.trader, o.symbol, o.side,
+                     valid.qty, valid.price.numerator, valid.price.scale, valid.fingerprint,
+                     self.actor, self.audit_maxlen, self.reject_ttl_ms],
+                )
+            )
+            decision = Decision.from_script(o.order_id, raw)
+            if decision.accepted:
+                self._remember(o.order_id, firm)
+            if decision.reason in _RETRYABLE and attempt == 0:
+                continue
+            return decision
+        return decision
+
+    def _order_call(self, order_id: str, field: str = "order_id") -> str | None:
+        check_id(order_id, field)
+        return self._firm_of_order(order_id)
+
+    def replace(self, order_id: str, qty: str | int | Decimal, price: str | int | Decimal) -> Decision:
+        """Modify an open order to a new total qty and price; re-checked, all-or-nothing."""
+        try:
+            check_id(order_id, "order_id")
+            new_qty, new_price = parse_qty(qty), parse_price(price)
+            policy = self.policy()
+            if policy is not None:
+                notional_minor(new_qty, new_price, policy.minor_units)
+        except InvalidInput as exc:
+            return Decision.reject(str(order_id), Reason.INVALID_ORDER, str(exc))
+        firm = self._firm_of_order(order_id)
+        if firm is None:
+            return Decision.reject(order_id, Reason.UNKNOWN_ORDER, "no such order")
+        k = self.keys
+        raw = self._call(
+            lambda: self.scripts.replace(
+                [k.policy(firm), k.kills(firm), k.global_kill(firm), k.order(firm, order_id),
+                 k.agg(firm), k.audit(firm)],
+                [order_id, new_qty, new_price.numerator, new_price.scale, self.actor,
+                 self.audit_maxlen],
+            )
+        )
+        return Decision.from_script(order_id, raw)
+
+    def cancel_request(self, order_id: str) -> Decision:
+        """Count a cancel message; the reservation stays until :meth:`release`."""
+        try:
+            firm = self._order_call(order_id)
+        except InvalidInput as exc:
+            return Decision.reject(str(order_id), Reason.INVALID_ORDER, str(exc))
+        if firm is None:
+            return Decision.reject(order_id, Reason.UNKNOWN_ORDER, "no such order")
+        k = self.keys
+        raw = self._call(
+            lambda: self.scripts.cancel(
+                [k.policy(firm), k.order(firm, order_id), k.agg(firm), k.audit(firm)],
+                [order_id, self.actor, self.audit_maxlen],
+            )
+        )
+        return Decision.from_script(order_id, raw)
+
+    def release(self, order_id: str, reason: str) -> ReleaseResult:
+        """Free what the order still reserves (cancel confirmed, venue reject, expiry)."""
+        firm = self._order_call(order_id)
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > 200:
+            raise InvalidInput("reason", "must be a non-empty text of at most 200 characters")
+        if firm is None:
+            return ReleaseResult(order_id, Reason.UNKNOWN_ORDER)
+        k = self.keys
+        raw = self._call(
+            lambda: self.scripts.release(
+                [k.order(firm, order_id), k.agg(firm), k.open_index(firm), k.audit(firm)],
+                [order_id, reason, self.actor, self.audit_maxlen],
+            )
+        )
+        return ReleaseResult(order_id, Reason(_s(raw[0])), int(raw[1]), bool(raw[2]))
+
+    def fill(
+        self, order_id: str, fill_id: str, qty: str | int | Decimal, price: str | int | Decimal
+    ) -> FillResult:
+        """Record a fill; a fill id seen before changes nothing."""
+        firm = self._order_call(order_id)
+        check_id(fill_id, "fill_id")
+        fill_qty, fill_price = parse_qty(qty), parse_price(price)
+        policy = self.policy()
+        if policy is not None:
+            notional_minor(fill_qty, fill_price, policy.minor_units)
+        if firm is None:
+            return FillResult(order_id, fill_id, Reason.UNKNOWN_ORDER)
+        k = self.keys
+        raw = self._call(
+            lambda: self.scripts.fill(
+                [k.order(firm, order_id), k.agg(firm), k.open_index(firm), k.audit(firm)],
+                [order_id, fill_id, fill_qty, fill_price.numerator, fill_price.scale, self.actor,
+                 self.audit_maxlen],
+            )
+        )
+        return FillResult(
+            order_id, fill_id, Reason(_s(raw[0])), int(raw[1]), int(raw[2]), int(raw[3]),
+            int(raw[4]), bool(raw[5]), bool(raw[6]),
+        )
+
+    # -- kill switches ------------------------------------------------------------
+
+    def _kill_op(self, op: str, scope: str, by: str, reason: str) -> KillResult:
+        for name, value in (("by", by), ("reason", reason)):
+            if not isinstance(value, str) or not value.strip() or len(value) > 500:
+                raise InvalidInput(name, "must be a non-empty text of at most 500 characters")
+        kind, _, node_id = scope.partition(":")
+        if scope != "global" and (kind not in KINDS or not node_id):
+            raise InvalidInput("scope", "must be 'global' or kind:id with kind in " + ", ".join(KINDS))
+        if scope == "global":
+            firms = sorted(set(self.policy().firms if self.policy() else []) | set(self._known_firms()))
+        else:
+            try:
+                firms = [self._firm_of_scope(scope)]
+            except UnknownScope:
+                if op == "kill":
+                    raise
+                firms = self._firms_with_kill(scope)
+        if scope == "global" and not self.keys.cluster:
+            # The plain key first: from here on, every gateway stops.
+            self._set_global_plain(op, by, reason)
+        already, open_orders = True, []
+        k = self.keys
+        for firm in firms:
+            raw = self._call(
+                lambda firm=firm: self.scripts.kill(  # type: ignore[misc]
+                    [k.policy(firm), k.kills(firm), k.global_kill(firm), k.open_index(firm),
+                     k.audit(firm)],
+                    [op, scope, by, reason, self.audit_maxlen, firm],
+                )
+            )
+            if _s(raw[0]) != Reason.OK.value:
+                raise UnknownScope(f"{scope}: no such node in firm {firm}'s policy")
+            already = already and bool(raw[1])
+            open_orders.extend(_s(x) for x in raw[2:])
+        return KillResult(scope, already, tuple(open_orders))
+
+    def _set_global_plain(self, op: str, by: str, reason: str) -> None:
+        k = self.keys
+        record = msgpack.packb({"op": op, "t": int(time.time() * 1000), "scope": "global",
+                                "by": by, "why": reason, "code": "OK"})
+        with self._redis_errors():
+            pipe = self.redis.pipeline(transaction=True)
+            if op == "kill":
+                pipe.set(k.global_kill(), reason)
+                pipe.hset(k.global_kill_meta(), mapping={"by": by, "why": reason,
+                                                         "at_ms": int(time.time() * 1000)})
+            else:
+                pipe.delete(k.global_kill(), k.global_kill_meta())
+            pipe.xadd(k.audit(), {"m": record}, maxlen=self.audit_maxlen, approximate=True)
+            pipe.execute()
+
+    def _firms_with_kill(self, scope: str) -> list[str]:
+        firms = self._known_firms()
+        with self._redis_errors():
+            pipe = self.redis.pipeline(transaction=False)
+            for f in firms:
+                pipe.hexists(self.keys.kills(f), scope)
+            return [f for f, hit in zip(firms, pipe.execute(), strict=True) if hit]
+
+    def kill(self, scope: str, *, by: str, reason: str) -> KillResult:
+        """Stop every new order under ``scope``; returns the open orders to cancel."""
+        return self._kill_op("kill", scope, by, reason)
+
+    def unkill(self, scope: str, *, by: str, reason: str) -> KillResult:
+        """Lift a kill switch. The reason is recorded with who lifted it."""
+        return self._kill_op("unkill", scope, by, reason)
+
+    def kills(self) -> list[Kill]:
+        """Every active kill switch, with who, when and why where known."""
+        k = self.keys
+        firms = self._known_firms()
+        with self._redis_errors():
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.get(k.global_kill())
+            pipe.hgetall(k.global_kill_meta())
+            for f in firms:
+                pipe.hgetall(k.kills(f))
+            raw = pipe.execute()
+        out: dict[str, Kill] = {}
+        if raw[0] is not None:
+            meta = {_s(a): _s(b) for a, b in raw[1].items()}
+            out["global"] = Kill(
+                "global", meta.get("by", "unknown (set directly on Redis)"),
+                meta.get("why", _s(raw[0])), int(meta["at_ms"]) if "at_ms" in meta else None,
+            )
+        for entries in raw[2:]:
+            for scope, blob in entries.items():
+                rec = msgpack.unpackb(blob, raw=False)
+                out.setdefault(_s(scope), Kill(_s(scope), rec.get("by"), rec.get("why"), rec.get("t")))
+        return sorted(out.values(), key=lambda x: x.scope)
+
+    def ping(self) -> bool:
+        """True when Redis answers and every script is loaded."""
+        with self._redis_errors():
+            self.redis.ping()
+            shas = [b.script.sha for b in self.scripts.all()]
+            loaded = self.redis.script_exists(*shas)
+            for bound, ok in zip(self.scripts.all(), loaded, strict=True):
+                if not ok:
+                    self.redis.script_load(bound.script.script)
+        return True
+
+    # -- views --------------------------------------------------------------------
+
+    def utilization(self, scope: str = "global") -> list[UtilizationRow]:
+        """Per node under ``scope`` and per limit: used, limit, percent (for desk heads)."""
+        policy = self.policy(refresh=True)
+        if policy is None:
+            return []
+        if scope != "global" and policy.node(scope) is None:
+            raise UnknownScope(f"{scope}: no such node in the loaded policy")
+        return self._call(lambda: views.utilization(self.redis, self.keys, policy, scope))
+
+    def audit_tail(self, count: int = 100) -> list[dict[str, Any]]:
+        """The newest audit records of every stream, oldest first."""
+        return self._call(lambda: views.audit_tail(self.redis, self.keys, self._known_firms(), count))
+
+    def check(self) -> views.CheckReport:
+        """Verify aggregates against the orders and every enforced budget."""
+        policy = self.policy(refresh=True)
+        return self._call(lambda: views.check(self.redis, self.keys, policy, self._known_firms()))

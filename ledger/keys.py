@@ -1,0 +1,123 @@
+"""Every Redis key the ledger uses, built in one place.
+
+``P`` is the key prefix (default ``ledger``), ``F`` a firm id, ``S`` a scope
+such as ``desk:EQ-CASH``. ``{F}`` is a Redis Cluster hash tag: every key that
+one decision touches carries its firm's tag, so each script call maps to a
+single slot and the same scripts run unchanged on a cluster with firms spread
+over shards. Scripts never build key names; all of them arrive in ``KEYS``.
+
+Per firm (slot of ``{F}``):
+
+=============================  ======  ==================================================
+``P:{F}:policy``               hash    the firm's live policy: ``S`` -> msgpack node
+                                       record, ``e|S1|S2`` -> 1 for each entitlement,
+                                       ``meta|rev`` / ``meta|sha``. Swapped whole by RENAME.
+``P:{F}:policy:next``          hash    staging copy written before the swap
+``P:{F}:kills``                hash    ``S`` -> msgpack ``{by, reason, at_ms}`` per active kill
+``P:{F}:kill:global``          string  cluster mode only: the global kill mirrored here
+``P:{F}:agg``                  hash    aggregates of every node of the firm: ``S|ob`` /
+                                       ``S|os`` open buy/sell notional, ``S|fb`` / ``S|fs``
+                                       filled buy/sell notional (minor units), ``S|n``
+                                       open orders, and the message-window rings
+                                       ``S|m|TYPE|WINDOW_MS|SLOT`` (see lua/includes/windows.lua)
+``P:{F}:open``                 zset    open-order index, all scores 0, members
+                                       ``S|ORDER_ID`` for each of the order's five
+                                       scopes: a kill reads its scope's orders with one
+                                       ZRANGEBYLEX
+``P:{F}:order:ID``             hash    one order: path, side, qty, price, cum qty,
+                                       reserved and filled notional, state, first decision,
+                                       ``f|FILL_ID`` per fill seen
+``P:{F}:audit``                stream  msgpack audit records of the firm, bounded length
+=============================  ======  ==================================================
+
+Global (not firm-tagged; never touched by an order decision except the kill):
+
+=============================  ======  ==================================================
+``P:kill:global``              string  the global kill switch; its existence alone stops
+                                       all trading (``redis-cli SET ledger:kill:global why``)
+``P:kill:global:meta``         hash    who/when of a kill set through the ledger
+``P:policy``                   hash    the whole policy document (msgpack), ``rev``,
+                                       ``sha``, ``by``, ``at_ms``: what clients route with
+``P:firms``                    set     every firm that ever had a policy
+``P:audit``                    stream  global audit: policy loads, global kills
+=============================  ======  ==================================================
+
+One aggregate hash and one index per firm (rather than a key per node)
+keep every script's keys computable from the firm and the order id alone,
+so nothing is looked up before a decision and no key is built in Lua.
+
+In single-instance mode a decision reads ``P:kill:global`` directly. On a
+cluster that key lives in some other slot, so ``kill global`` also writes
+``P:{F}:kill:global`` for every firm and decisions read that instead.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from ledger.errors import InvalidInput
+
+__all__ = ["Keys", "ORDER_ID", "LEVELS", "check_id"]
+
+#: Order and fill ids: printable, no braces (they would move the hash tag), no spaces.
+ORDER_ID: Final = re.compile(r"[A-Za-z0-9._:/@#+=-]{1,128}")
+#: The five levels of an order's path, in the order scripts receive them.
+LEVELS: Final = ("firm", "desk", "account", "strategy", "trader")
+
+
+def check_id(value: object, field: str) -> str:
+    if not isinstance(value, str) or not ORDER_ID.fullmatch(value):
+        raise InvalidInput(
+            field,
+            "must be 1-128 characters of letters, digits and ._:/@#+=- (no spaces or braces)",
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key builders for one prefix and deployment mode."""
+
+    prefix: str = "ledger"
+    cluster: bool = False
+
+    def _f(self, firm: str) -> str:
+        return f"{self.prefix}:{{{firm}}}"
+
+    def policy(self, firm: str) -> str:
+        return f"{self._f(firm)}:policy"
+
+    def policy_next(self, firm: str) -> str:
+        return f"{self._f(firm)}:policy:next"
+
+    def kills(self, firm: str) -> str:
+        return f"{self._f(firm)}:kills"
+
+    def global_kill(self, firm: str | None = None) -> str:
+        """The key a decision for ``firm`` reads for the global kill."""
+        if self.cluster and firm is not None:
+            return f"{self._f(firm)}:kill:global"
+        return f"{self.prefix}:kill:global"
+
+    def global_kill_meta(self) -> str:
+        return f"{self.prefix}:kill:global:meta"
+
+    def agg(self, firm: str) -> str:
+        return f"{self._f(firm)}:agg"
+
+    def open_index(self, firm: str) -> str:
+        return f"{self._f(firm)}:open"
+
+    def order(self, firm: str, order_id: str) -> str:
+        return f"{self._f(firm)}:order:{order_id}"
+
+    def audit(self, firm: str | None = None) -> str:
+        return f"{self._f(firm)}:audit" if firm is not None else f"{self.prefix}:audit"
+
+    def policy_doc(self) -> str:
+        return f"{self.prefix}:policy"
+
+    def firms(self) -> str:
+        return f"{self.prefix}:firms"

@@ -1,0 +1,404 @@
+"""The policy model: budgets per node of the hierarchy, parsed and validated offline.
+
+Pure Python, no Redis. A policy is a tree firm -> desk -> account, plus
+strategies and traders that are entitled to accounts (and traders to
+strategies). Every rule a file can break has one exact message naming the
+file and the field, e.g. ``policy.yaml: firms[0].desks[1].id: duplicate desk id 'EQ-CASH'``.
+
+A limit omitted at a node means no such limit at that node. Anything the
+model does not know (a misspelt limit, an unknown key) is refused: a check
+that names an absent parameter would silently pass every order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import msgpack
+import yaml
+
+from ledger.errors import InvalidInput, PolicyError
+from ledger.money import MAX_EXACT, parse_money
+
+__all__ = [
+    "KINDS",
+    "MESSAGE_TYPES",
+    "MONEY_LIMITS",
+    "COUNT_LIMITS",
+    "LIMIT_NAMES",
+    "MessageLimits",
+    "Limits",
+    "Node",
+    "Policy",
+    "load_policy_file",
+    "parse_policy",
+]
+
+#: Node kinds, top of the tree first.
+KINDS: Final = ("firm", "desk", "account", "strategy", "trader")
+#: Message types counted by the windows; ``all`` counts every type.
+MESSAGE_TYPES: Final = ("all", "new", "replace", "cancel")
+MONEY_LIMITS: Final = ("max_order_notional", "max_gross_notional", "max_net_notional")
+COUNT_LIMITS: Final = ("max_order_qty", "max_open_orders")
+#: Every limit name a policy may use; ``messages`` covers all message windows.
+LIMIT_NAMES: Final = (*COUNT_LIMITS, *MONEY_LIMITS, "messages")
+_WINDOWS: Final = ("per_second", "per_10s")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+@dataclass(frozen=True)
+class MessageLimits:
+    """Caps on one message type: at most ``per_second`` in any 1 s and ``per_10s`` in any 10 s."""
+
+    per_second: int | None = None
+    per_10s: int | None = None
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The limits at one node. ``None`` means no such limit here; money is in minor units."""
+
+    max_order_qty: int | None = None
+    max_order_notional: int | None = None
+    max_gross_notional: int | None = None
+    max_net_notional: int | None = None
+    max_open_orders: int | None = None
+    messages: Mapping[str, MessageLimits] = field(default_factory=dict)
+    #: Limits evaluated and recorded but not enforced (for a safe roll-out).
+    shadow: frozenset[str] = frozenset()
+
+    def items(self) -> Iterator[tuple[str, int]]:
+        """``(name, value)`` for every scalar limit that is set."""
+        for name in (*COUNT_LIMITS, *MONEY_LIMITS):
+            value = getattr(self, name)
+            if value is not None:
+                yield name, value
+
+
+@dataclass(frozen=True)
+class Node:
+    """One node of the hierarchy. ``scope`` is ``kind:id``, e.g. ``desk:EQ-CASH``."""
+
+    kind: str
+    id: str
+    firm: str
+    limits: Limits
+    #: Scope of the parent for desks and accounts; None for the others.
+    parent: str | None = None
+    #: For strategies and traders: the accounts they are entitled to.
+    accounts: frozenset[str] = frozenset()
+    #: For traders: the strategies they may trade.
+    strategies: frozenset[str] = frozenset()
+
+    @property
+    def scope(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A validated policy. ``nodes`` maps scope -> :class:`Node`."""
+
+    currency: str
+    minor_units: int
+    nodes: Mapping[str, Node]
+    #: sha256 of the canonical document; names the policy in the audit stream.
+    sha256: str
+    document: Mapping[str, Any]
+
+    @property
+    def firms(self) -> list[str]:
+        return [n.id for n in self.nodes.values() if n.kind == "firm"]
+
+    def node(self, scope: str) -> Node | None:
+        return self.nodes.get(scope)
+
+    def children(self, scope: str) -> list[Node]:
+        return [n for n in self.nodes.values() if n.parent == scope]
+
+    def subtree(self, scope: str) -> list[Node]:
+        """The node, its descendants, and the strategies and traders entitled under it."""
+        if scope == "global":
+            return list(self.nodes.values())
+        root = self.nodes[scope]
+        if root.kind in ("strategy", "trader"):
+            return [root]
+        out, todo = [], [root]
+        while todo:
+            node = todo.pop(0)
+            out.append(node)
+            todo.extend(self.children(node.scope))
+        accounts = {n.id for n in out if n.kind == "account"}
+        out.extend(
+            n
+            for n in self.nodes.values()
+            if n.kind in ("strategy", "trader") and n.accounts & accounts
+        )
+        return out
+
+    def path(self, account: str) -> tuple[str, str] | None:
+        """``(desk_id, firm_id)`` of an account, or None if the account is unknown."""
+        node = self.nodes.get(f"account:{account}")
+        if node is None or node.parent is None:
+            return None
+        desk = self.nodes[node.parent]
+        return desk.id, node.firm
+
+    def pack(self) -> bytes:
+        return msgpack.packb(self.document, use_bin_type=True)
+
+    @classmethod
+    def unpack(cls, blob: bytes) -> Policy:
+        return parse_policy(msgpack.unpackb(blob, raw=False), source="<redis>")
+
+
+def load_policy_file(path: str | Path) -> Policy:
+    """Read and validate a YAML policy file; raises :class:`PolicyError` listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise PolicyError([f"{path}: not valid YAML{where}: {problem}"]) from exc
+    return parse_policy(document, source=str(path))
+
+
+def parse_policy(document: object, source: str = "<policy>") -> Policy:
+    """Validate a policy document (the parsed YAML); raises :class:`PolicyError`."""
+    return _Parser(source).parse(document)
+
+
+class _Parser:
+    """Collects every problem instead of stopping at the first, so one run fixes a file."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems: list[str] = []
+        self.nodes: dict[str, Node] = {}
+        self.minor_units = 2
+
+    def fail(self, where: str, message: str) -> None:
+        self.problems.append(f"{self.source}: {where}: {message}")
+
+    def mapping(self, value: object, where: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.fail(where, f"must be a mapping, got {_kind(value)}")
+            return {}
+        for key in value:
+            if key not in allowed:
+                self.fail(f"{where}.{key}" if where else str(key), f"unknown key (allowed: {', '.join(allowed)})")
+        return value
+
+    def sequence(self, value: object, where: str) -> list[Any]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.fail(where, f"must be a list, got {_kind(value)}")
+            return []
+        return value
+
+    def count(self, value: object, where: str, minimum: int = 0) -> int | None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(where, f"must be a whole number, got {_kind(value)} {value!r}")
+            return None
+        if value < minimum or value > MAX_EXACT:
+            self.fail(where, f"must be between {minimum} and {MAX_EXACT}, got {value}")
+            return None
+        return value
+
+    def ident(self, value: object, where: str) -> str | None:
+        if not isinstance(value, str) or not _ID.fullmatch(value):
+            self.fail(
+                where,
+                "must be 1-64 characters of letters, digits, '.', '_' or '-', "
+                f"starting with a letter or digit, got {value!r}",
+            )
+            return None
+        return value
+
+    def parse(self, document: object) -> Policy:
+        top = self.mapping(
+            document, "", ("version", "currency", "minor_units", "firms", "strategies", "traders")
+        )
+        if not isinstance(document, dict):
+            raise PolicyError(self.problems)
+        if top.get("version") != 1:
+            self.fail("version", f"must be 1, got {top.get('version')!r}")
+        currency = top.get("currency")
+        if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
+            self.fail("currency", f"must be a three-letter ISO code such as USD, got {currency!r}")
+        minor = top.get("minor_units", 2)
+        if isinstance(minor, bool) or not isinstance(minor, int) or not 0 <= minor <= 8:
+            self.fail("minor_units", f"must be a whole number from 0 to 8, got {minor!r}")
+        else:
+            self.minor_units = minor
+
+        firms = self.sequence(top.get("firms"), "firms")
+        if not firms and "firms" not in [p.split(": ")[1] for p in self.problems]:
+            self.fail("firms", "at least one firm is required")
+        for i, firm in enumerate(firms):
+            self.firm(firm, f"firms[{i}]")
+        for i, strategy in enumerate(self.sequence(top.get("strategies"), "strategies")):
+            self.entitled("strategy", strategy, f"strategies[{i}]")
+        for i, trader in enumerate(self.sequence(top.get("traders"), "traders")):
+            self.entitled("trader", trader, f"traders[{i}]")
+
+        if self.problems:
+            raise PolicyError(self.problems)
+        canonical = msgpack.packb(_canonical(document), use_bin_type=True)
+        return Policy(
+            currency=str(currency),
+            minor_units=self.minor_units,
+            nodes=dict(self.nodes),
+            sha256=hashlib.sha256(canonical).hexdigest(),
+            document=document,
+        )
+
+    def add(self, node: Node, where: str) -> None:
+        if node.scope in self.nodes:
+            self.fail(f"{where}.id", f"duplicate {node.kind} id {node.id!r}")
+        else:
+            self.nodes[node.scope] = node
+
+    def firm(self, value: object, where: str) -> None:
+        spec = self.mapping(value, where, ("id", "limits", "desks"))
+        firm_id = self.ident(spec.get("id"), f"{where}.id")
+        limits = self.limits(spec.get("limits"), f"{where}.limits")
+        if firm_id is None:
+            return
+        self.add(Node("firm", firm_id, firm_id, limits), where)
+        for j, desk in enumerate(self.sequence(spec.get("desks"), f"{where}.desks")):
+            self.desk(desk, f"{where}.desks[{j}]", firm_id)
+
+    def desk(self, value: object, where: str, firm_id: str) -> None:
+        spec = self.mapping(value, where, ("id", "limits", "accounts"))
+        desk_id = self.ident(spec.get("id"), f"{where}.id")
+        limits = self.limits(spec.get("limits"), f"{where}.limits")
+        if desk_id is None:
+            return
+        self.add(Node("desk", desk_id, firm_id, limits, parent=f"firm:{firm_id}"), where)
+        for k, account in enumerate(self.sequence(spec.get("accounts"), f"{where}.accounts")):
+            aspec = self.mapping(account, f"{where}.accounts[{k}]", ("id", "limits"))
+            account_id = self.ident(aspec.get("id"), f"{where}.accounts[{k}].id")
+            alimits = self.limits(aspec.get("limits"), f"{where}.accounts[{k}].limits")
+            if account_id is not None:
+                node = Node("account", account_id, firm_id, alimits, parent=f"desk:{desk_id}")
+                self.add(node, f"{where}.accounts[{k}]")
+
+    def entitled(self, kind: str, value: object, where: str) -> None:
+        allowed = ("id", "limits", "accounts") + (("strategies",) if kind == "trader" else ())
+        spec = self.mapping(value, where, allowed)
+        node_id = self.ident(spec.get("id"), f"{where}.id")
+        limits = self.limits(spec.get("limits"), f"{where}.limits")
+        accounts = self.references("account", spec.get("accounts"), f"{where}.accounts")
+        strategies: list[str] = []
+        if kind == "trader":
+            strategies = self.references("strategy", spec.get("strategies"), f"{where}.strategies")
+        firms = {self.nodes[f"account:{a}"].firm for a in accounts}
+        firms |= {self.nodes[f"strategy:{s}"].firm for s in strategies}
+        if len(firms) > 1:
+            # Aggregates of one node live in one firm's slot; a node spanning
+            # firms would split its budget silently.
+            self.fail(f"{where}.accounts", f"all accounts must belong to one firm, got {sorted(firms)}")
+        if node_id is None or len(firms) != 1:
+            return
+        node = Node(
+            kind,
+            node_id,
+            firms.pop(),
+            limits,
+            accounts=frozenset(accounts),
+            strategies=frozenset(strategies),
+        )
+        self.add(node, where)
+
+    def references(self, kind: str, value: object, where: str) -> list[str]:
+        items = self.sequence(value, where)
+        if not items:
+            self.fail(where, f"at least one {kind} is required")
+        found = []
+        for i, item in enumerate(items):
+            if f"{kind}:{item}" not in self.nodes:
+                self.fail(f"{where}[{i}]", f"unknown {kind} {item!r}")
+            else:
+                found.append(item)
+        return found
+
+    def limits(self, value: object, where: str) -> Limits:
+        if value is None:
+            return Limits()
+        spec = self.mapping(value, where, (*LIMIT_NAMES, "shadow"))
+        values: dict[str, Any] = {}
+        for name in COUNT_LIMITS:
+            if name in spec:
+                values[name] = self.count(spec[name], f"{where}.{name}")
+        for name in MONEY_LIMITS:
+            if name in spec:
+                values[name] = self.money(spec[name], f"{where}.{name}")
+        if "messages" in spec:
+            values["messages"] = self.messages(spec["messages"], f"{where}.messages")
+        values["shadow"] = self.shadow(spec.get("shadow", False), f"{where}.shadow", spec)
+        return Limits(**values)
+
+    def money(self, value: object, where: str) -> int | None:
+        try:
+            return parse_money(value, self.minor_units, where)
+        except InvalidInput as exc:
+            hint = " (write amounts as quoted decimal strings)" if isinstance(value, float) else ""
+            self.fail(where, exc.message + hint)
+            return None
+
+    def messages(self, value: object, where: str) -> dict[str, MessageLimits]:
+        spec = self.mapping(value, where, (*_WINDOWS, *MESSAGE_TYPES[1:]))
+        out: dict[str, MessageLimits] = {}
+        for kind in MESSAGE_TYPES:
+            sub = spec if kind == "all" else spec.get(kind)
+            here = where if kind == "all" else f"{where}.{kind}"
+            if kind != "all":
+                if sub is None:
+                    continue
+                sub = self.mapping(sub, here, _WINDOWS)
+            windows = {w: self.count(sub[w], f"{here}.{w}", 1) for w in _WINDOWS if w in sub}
+            if any(v is not None for v in windows.values()):
+                out[kind] = MessageLimits(**windows)
+            elif kind != "all":
+                self.fail(here, "must set per_second or per_10s")
+        return out
+
+    def shadow(self, value: object, where: str, spec: Mapping[str, Any]) -> frozenset[str]:
+        if value is True:
+            return frozenset(name for name in LIMIT_NAMES if name in spec)
+        if value is False or value is None:
+            return frozenset()
+        names = self.sequence(value, where)
+        for i, name in enumerate(names):
+            if name not in LIMIT_NAMES:
+                self.fail(f"{where}[{i}]", f"unknown limit {name!r}")
+            elif name not in spec:
+                self.fail(f"{where}[{i}]", f"limit {name!r} is not set at this node")
+        return frozenset(n for n in names if n in LIMIT_NAMES)
+
+
+def _kind(value: object) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", type(None): "nothing"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, dict):
+        return [[k, _canonical(value[k])] for k in sorted(value, key=str)]
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    return value

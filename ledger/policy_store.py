@@ -1,0 +1,120 @@
+"""How a validated policy is laid out in Redis for the scripts, and how it is swapped in."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgpack
+import redis
+
+from ledger.errors import LedgerError
+from ledger.keys import Keys
+from ledger.policy import Node, Policy
+from ledger.reasons import Reason
+from ledger.scripts import ScriptSet
+
+__all__ = ["firm_fields", "load", "fetch"]
+
+_CHUNK = 1000
+
+
+def _record(node: Node) -> bytes:
+    """The msgpack node record the scripts unpack (see lua/includes/path.lua)."""
+    limits = dict(node.limits.items())
+    messages = {
+        kind: {k: v for k, v in (("per_second", m.per_second), ("per_10s", m.per_10s)) if v}
+        for kind, m in node.limits.messages.items()
+    }
+    record: dict[str, Any] = {}
+    if node.parent:
+        record["p"] = node.parent
+    if limits:
+        record["l"] = limits
+    if messages:
+        record["m"] = messages
+    if node.limits.shadow:
+        record["sh"] = {name: True for name in sorted(node.limits.shadow)}
+    return msgpack.packb(record, use_bin_type=True)
+
+
+def firm_fields(policy: Policy, firm: str, rev: int) -> dict[str, Any]:
+    """Every field of one firm's policy hash."""
+    fields: dict[str, Any] = {"meta|rev": rev, "meta|sha": policy.sha256, "meta|mu": policy.minor_units}
+    for node in policy.nodes.values():
+        if node.firm != firm:
+            continue
+        fields[node.scope] = _record(node)
+        for account in node.accounts:
+            fields[f"e|{node.scope}|account:{account}"] = 1
+        for strategy in node.strategies:
+            fields[f"e|{node.scope}|strategy:{strategy}"] = 1
+    return fields
+
+
+def load(
+    client: redis.Redis,
+    keys: Keys,
+    scripts: ScriptSet,
+    policy: Policy,
+    *,
+    by: str,
+    source: str,
+    audit_maxlen: int,
+) -> int:
+    """Stage and swap the policy of every firm; returns the new revision.
+
+    Each firm's swap is one script call, so any decision sees one firm's old
+    or new policy whole. Firms dropped from the policy get an empty policy
+    (their orders are then refused as UNKNOWN_NODE; open ones can still be
+    filled, cancelled and released).
+    """
+    rev = int(client.hincrby(keys.policy_doc(), "seq", 1))
+    known = {m.decode() for m in client.smembers(keys.firms())}
+    firms = policy.firms
+    for firm in [*firms, *sorted(known - set(firms))]:
+        fields = firm_fields(policy, firm, rev) if firm in firms else {"meta|rev": rev, "meta|removed": 1}
+        staging = keys.policy_next(firm)
+        pipe = client.pipeline(transaction=False)
+        pipe.delete(staging)
+        items = list(fields.items())
+        for i in range(0, len(items), _CHUNK):
+            pipe.hset(staging, mapping=dict(items[i : i + _CHUNK]))
+        pipe.execute()
+        code, _previous = scripts.load_policy(
+            [keys.policy(firm), staging, keys.audit(firm)],
+            [rev, policy.sha256, by, source, audit_maxlen],
+        )
+        if code.decode() != Reason.OK.value:
+            raise LedgerError(f"policy load of firm {firm} lost a race with another load; retry")
+    now_ms = int(time.time() * 1000)
+    pipe = client.pipeline(transaction=True)
+    pipe.hset(
+        keys.policy_doc(),
+        mapping={"doc": policy.pack(), "rev": rev, "sha": policy.sha256, "by": by,
+                 "source": source, "at_ms": now_ms},
+    )
+    if firms:
+        pipe.sadd(keys.firms(), *firms)
+    pipe.xadd(
+        keys.audit(),
+        {"m": msgpack.packb({"op": "policy_load", "t": now_ms, "rev": rev, "sha": policy.sha256,
+                             "by": by, "source": source, "firms": firms, "code": "OK"})},
+        maxlen=audit_maxlen,
+        approximate=True,
+    )
+    pipe.execute()
+    return rev
+
+
+def fetch(client: redis.Redis, keys: Keys) -> tuple[int, Policy] | None:
+    """The policy clients route with, and its revision; None if none was ever loaded."""
+    raw = client.hmget(keys.policy_doc(), "rev", "doc")
+    if raw[0] is None or raw[1] is None:
+        return None
+    return int(raw[0]), Policy.unpack(raw[1])
+
+
+def revision(client: redis.Redis, keys: Keys) -> int | None:
+    raw = client.hget(keys.policy_doc(), "rev")
+    return int(raw) if raw is not None else None

@@ -1,0 +1,177 @@
+"""Typed results. A reject is a value with a stable reason; failures are exceptions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.reasons import Reason
+
+__all__ = [
+    "Breach",
+    "Decision",
+    "FillResult",
+    "ReleaseResult",
+    "KillResult",
+    "UtilizationRow",
+    "Kill",
+]
+
+
+@dataclass(frozen=True)
+class Breach:
+    """A limit found exceeded: the reject itself, or a shadow limit recorded but not enforced."""
+
+    reason: Reason
+    scope: str | None
+    limit: int | None
+    used: int | None
+    requested: int | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer to reserve, replace or cancel_request.
+
+    ``limit``, ``used`` and ``requested`` are minor units for notional limits
+    and counts for quantity, order and message limits.
+    """
+
+    order_id: str
+    accepted: bool
+    reason: Reason
+    scope: str | None = None
+    limit: int | None = None
+    used: int | None = None
+    requested: int | None = None
+    #: Notional of the order (reserve) or the new reservation (replace), minor units.
+    notional: int = 0
+    #: True when this is the stored answer of an earlier identical reserve.
+    replayed: bool = False
+    shadow: tuple[Breach, ...] = ()
+    #: Human-readable detail, e.g. which input was malformed.
+    message: str = ""
+
+    @classmethod
+    def reject(cls, order_id: str, reason: Reason, message: str = "", scope: str | None = None) -> Decision:
+        return cls(order_id=order_id, accepted=False, reason=reason, scope=scope, message=message)
+
+    @classmethod
+    def from_script(cls, order_id: str, raw: list[Any]) -> Decision:
+        reason = Reason(_text(raw[0]))
+        shadow = tuple(
+            Breach(Reason(_text(raw[i])), _text(raw[i + 1]), raw[i + 2], raw[i + 3], raw[i + 4])
+            for i in range(8, 8 + 5 * int(raw[7]), 5)
+        )
+        return cls(
+            order_id=order_id,
+            accepted=reason is Reason.OK,
+            reason=reason,
+            scope=_text(raw[1]),
+            limit=raw[2],
+            used=raw[3],
+            requested=raw[4],
+            notional=int(raw[5]),
+            replayed=bool(raw[6]),
+            shadow=shadow,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "order_id": self.order_id,
+            "decision": "accepted" if self.accepted else "rejected",
+            "reason": self.reason.value,
+            "scope": self.scope,
+            "limit": self.limit,
+            "used": self.used,
+            "requested": self.requested,
+            "notional": self.notional,
+            "replayed": self.replayed,
+            "shadow": [
+                {"reason": b.reason.value, "scope": b.scope, "limit": b.limit, "used": b.used,
+                 "requested": b.requested}
+                for b in self.shadow
+            ],
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class FillResult:
+    order_id: str
+    fill_id: str
+    reason: Reason
+    leaves: int = 0
+    cum_qty: int = 0
+    #: Notional still reserved for the open part of the order, minor units.
+    reserved: int = 0
+    #: Notional of this fill, minor units (0 for a duplicate).
+    fill_notional: int = 0
+    duplicate: bool = False
+    #: The fill took the order beyond its qty (recorded all the same).
+    overfill: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is Reason.OK
+
+
+@dataclass(frozen=True)
+class ReleaseResult:
+    order_id: str
+    reason: Reason
+    released: int = 0
+    already_closed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is Reason.OK
+
+
+@dataclass(frozen=True)
+class KillResult:
+    scope: str
+    #: The switch was already in the asked state.
+    already: bool
+    #: Open orders under the scope, to be cancelled at the venue (kill only).
+    open_orders: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Kill:
+    """An active kill switch."""
+
+    scope: str
+    by: str | None
+    reason: str | None
+    at_ms: int | None
+
+
+@dataclass(frozen=True)
+class UtilizationRow:
+    """One node and one limit: how much of it is used."""
+
+    scope: str
+    limit_name: str
+    used: int
+    limit: int
+    shadow: bool = False
+
+    @property
+    def percent(self) -> float:
+        # Display only; accounting stays in integers.
+        return 100.0 * self.used / self.limit if self.limit else (100.0 if self.used else 0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scope": self.scope,
+            "limit_name": self.limit_name,
+            "used": self.used,
+            "limit": self.limit,
+            "percent": round(self.percent, 2),
+            "shadow": self.shadow,
+        }
+
+
+def _text(value: Any) -> Any:
+    return value.decode() if isinstance(value, bytes) else value

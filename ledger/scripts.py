@@ -1,0 +1,109 @@
+"""Loads the Lua scripts from ``lua/`` and registers them with a Redis client.
+
+One file per atomic operation, named ``verbNoun-<numKeys>.lua``; the key
+count in the name is checked on every call. ``--- @include "name"`` pulls in
+``lua/includes/name.lua`` once. Every script is prefixed with the reason-code
+table of :mod:`ledger.reasons` as ``R``, whose metatable raises on an unknown
+name: Lua can only return codes Python knows.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from redis.commands.core import Script
+
+from ledger.reasons import Reason
+
+__all__ = ["lua_dir", "source", "ScriptSet", "SCRIPT_NAMES"]
+
+_INCLUDE = re.compile(r'^--- @include "([a-z_]+)"$', re.MULTILINE)
+_NAME = re.compile(r"^([a-z_]+)-(\d+)\.lua$")
+
+
+def lua_dir() -> Path:
+    """The scripts shipped in the wheel (``ledger/lua``), else the source tree's ``lua/``."""
+    packaged = resources.files("ledger") / "lua"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / "lua"
+
+
+def _reason_table() -> str:
+    entries = ", ".join(f"{r.name} = '{r.value}'" for r in Reason)
+    return (
+        f"local R = setmetatable({{{entries}}}, "
+        "{__index = function(_, k) error('unknown reason code ' .. tostring(k)) end})\n"
+    )
+
+
+@cache
+def _scripts() -> dict[str, tuple[int, str]]:
+    out = {}
+    base = lua_dir()
+    for path in sorted(base.glob("*.lua")):
+        match = _NAME.match(path.name)
+        if not match:
+            raise RuntimeError(f"{path}: script names are verbNoun-<numKeys>.lua")
+        out[match.group(1)] = (int(match.group(2)), source(path.name))
+    return out
+
+
+def source(filename: str) -> str:
+    """The full text Redis runs for ``lua/<filename>``: reason table, includes, body."""
+    base = lua_dir()
+    seen: set[str] = set()
+
+    def include(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name in seen:
+            return ""
+        seen.add(name)
+        text = (base / "includes" / f"{name}.lua").read_text(encoding="utf-8")
+        return _INCLUDE.sub(include, text)
+
+    body = (base / filename).read_text(encoding="utf-8")
+    return _reason_table() + _INCLUDE.sub(include, body)
+
+
+SCRIPT_NAMES = ("reserve", "replace", "cancel", "release", "fill", "kill", "load_policy")
+
+
+@dataclass
+class _Bound:
+    name: str
+    numkeys: int
+    script: Script
+
+    def __call__(self, keys: list[str], args: list[Any], client: Any = None) -> Any:
+        if len(keys) != self.numkeys:
+            raise AssertionError(f"{self.name} takes {self.numkeys} keys, got {len(keys)}")
+        return self.script(keys=keys, args=args, client=client)
+
+
+class ScriptSet:
+    """The scripts registered with one client; ``scripts.reserve(keys, args)``.
+
+    redis-py's :class:`Script` runs EVALSHA and reloads the script on
+    NOSCRIPT, so a Redis restart or SCRIPT FLUSH heals itself.
+    """
+
+    def __init__(self, client: Any) -> None:
+        for name, (numkeys, text) in _scripts().items():
+            setattr(self, name, _Bound(name, numkeys, client.register_script(text)))
+
+    reserve: _Bound
+    replace: _Bound
+    cancel: _Bound
+    release: _Bound
+    fill: _Bound
+    kill: _Bound
+    load_policy: _Bound
+
+    def all(self) -> list[_Bound]:
+        return [getattr(self, name) for name in _scripts()]

@@ -1,0 +1,50 @@
+--[[
+  Set or clear a kill switch for one scope of one firm. A kill blocks every
+  new order under the scope on the very next decision (reserve-7.lua and
+  replace-6.lua read the kills hash and the global key) and returns the ids
+  of the open orders under the scope so the caller can cancel them.
+  The global scope is the plain string key KEYS[3]; its existence alone stops
+  trading, so ops can also set it with redis-cli. Its who/when are kept in
+  the kills hash under "global".
+  Input:
+    KEYS[1] policy hash, KEYS[2] kills hash, KEYS[3] global kill key,
+    KEYS[4] open-order index, KEYS[5] audit stream (all of one firm, but KEYS[3]
+    in single-instance mode)
+    ARGV[1] "kill" | "unkill"
+    ARGV[2] scope: "global" or "<kind>:<id>" of this firm
+    ARGV[3] who, ARGV[4] why, ARGV[5] audit stream max length
+    ARGV[6] firm id
+  Output: {code, 1 if the switch was already in the asked state, open order id...}
+    Codes: OK, UNKNOWN_NODE (kill of a scope this firm's policy does not have)
+]]
+--- @include "common"
+
+local policy_key, kills_key, global_key, open_key, audit_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local op, scope, who, why, maxlen, firm = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local now = now_ms()
+
+if op == 'kill' and scope ~= 'global' and rcall('HEXISTS', policy_key, scope) == 0 then
+  audit(audit_key, maxlen, {op = op, t = now, scope = scope, by = who, why = why,
+    code = R.UNKNOWN_NODE})
+  return {R.UNKNOWN_NODE, 0}
+end
+
+local already
+if op == 'kill' then
+  already = 1 - rcall('HSETNX', kills_key, scope, cmsgpack.pack({by = who, why = why, t = now}))
+  if scope == 'global' then rcall('SET', global_key, why) end
+else
+  local removed = rcall('HDEL', kills_key, scope)
+  if scope == 'global' then removed = math.max(removed, rcall('DEL', global_key)) end
+  already = 1 - removed
+end
+audit(audit_key, maxlen, {op = op, t = now, scope = scope, by = who, why = why, code = R.OK,
+  already = already})
+
+local result = {R.OK, already}
+if op == 'kill' then
+  local prefix = (scope == 'global' and ('firm:' .. firm) or scope) .. '|'
+  local members = rcall('ZRANGEBYLEX', open_key, '[' .. prefix, '[' .. prefix .. '\255')
+  for _, m in ipairs(members) do result[#result + 1] = string.sub(m, #prefix + 1) end
+end
+return result

@@ -1,0 +1,37 @@
+--[[
+  Release what an order still has reserved: cancel confirmed, venue reject,
+  expiry. Closes the order. Releasing a closed order changes nothing.
+  Input:
+    KEYS[1] order hash, KEYS[2] aggregates hash, KEYS[3] open-order index, KEYS[4] audit stream
+    ARGV[1] order id, ARGV[2] reason (free text, e.g. "cancelled"), ARGV[3] actor,
+    ARGV[4] audit stream max length
+  Output: {code, released notional (minor units), 1 if the order was already closed}
+    Codes: OK, UNKNOWN_ORDER
+]]
+--- @include "common"
+--- @include "exposure"
+--- @include "path"
+
+local order_key, agg_key, open_key, audit_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local order_id, why, actor, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local now = now_ms()
+
+local o = load_order(order_key)
+local result
+if not o then
+  result = {R.UNKNOWN_ORDER, 0, 0}
+elseif o.st ~= 'open' then
+  result = {R.OK, 0, 1}
+else
+  local open_field = o.side == 'buy' and 'ob' or 'os'
+  for i = 1, 5 do
+    bump(agg_key, o.scopes[i], open_field, -o.res)
+    bump(agg_key, o.scopes[i], 'n', -1)
+  end
+  rcall('ZREM', open_key, unpack(open_members(o, order_id)))
+  rcall('HSET', order_key, 'st', 'released', 'res', 0, 'why', why, 'closed', now)
+  result = {R.OK, o.res, 0}
+end
+audit(audit_key, maxlen, {op = 'release', t = now, order_id = order_id, by = actor, why = why,
+  code = result[1], released = result[2], already = result[3]})
+return result
