@@ -70,6 +70,7 @@ class Ledger:
         self.scripts = ScriptSet(client)
         self._lock = threading.Lock()
         self._policy: tuple[int, Policy] | None = None
+        self._firms: list[str] = []
         self._order_firms: OrderedDict[str, str] = OrderedDict()
 
     @classmethod
@@ -109,6 +110,7 @@ class Ledger:
                 self._policy = None
             elif self._policy is None or self._policy[0] != current:
                 self._policy = self._call(lambda: policy_store.fetch(self.redis, self.keys))
+                self._firms = self._known_firms()
         return self._policy[1] if self._policy else None
 
     def _firm_of_scope(self, scope: str) -> str:
@@ -122,8 +124,10 @@ class Ledger:
         firm = self._order_firms.get(order_id)
         if firm is not None:
             return firm
-        policy = self.policy()
-        firms = self._known_firms() if policy is None else policy.firms
+        # Every firm that ever had a policy: orders outlive their firm's removal.
+        if self.policy() is None or not self._firms:
+            self._firms = self._known_firms()
+        firms = self._firms
         if len(firms) == 1:
             return firms[0]
         with self._redis_errors():
@@ -156,6 +160,7 @@ class Ledger:
             )
         )
         self._policy = (rev, policy)
+        self._firms = self._known_firms()
         return rev
 
     # -- order decisions --------------------------------------------------------
@@ -305,10 +310,10 @@ class Ledger:
                 if op == "kill":
                     raise
                 firms = self._firms_with_kill(scope)
+        already, open_orders = True, []
         if scope == "global" and not self.keys.cluster:
             # The plain key first: from here on, every gateway stops.
-            self._set_global_plain(op, by, reason)
-        already, open_orders = True, []
+            already = not self._set_global_plain(op, by, reason)
         k = self.keys
         for firm in firms:
             raw = self._call(
@@ -324,12 +329,14 @@ class Ledger:
             open_orders.extend(_s(x) for x in raw[2:])
         return KillResult(scope, already, tuple(open_orders))
 
-    def _set_global_plain(self, op: str, by: str, reason: str) -> None:
+    def _set_global_plain(self, op: str, by: str, reason: str) -> bool:
+        """Set or clear ``P:kill:global`` with its who/when; True if that changed it."""
         k = self.keys
         record = msgpack.packb({"op": op, "t": int(time.time() * 1000), "scope": "global",
                                 "by": by, "why": reason, "code": "OK"})
         with self._redis_errors():
             pipe = self.redis.pipeline(transaction=True)
+            pipe.exists(k.global_kill())
             if op == "kill":
                 pipe.set(k.global_kill(), reason)
                 pipe.hset(k.global_kill_meta(), mapping={"by": by, "why": reason,
@@ -337,7 +344,8 @@ class Ledger:
             else:
                 pipe.delete(k.global_kill(), k.global_kill_meta())
             pipe.xadd(k.audit(), {"m": record}, maxlen=self.audit_maxlen, approximate=True)
-            pipe.execute()
+            existed = bool(pipe.execute()[0])
+        return existed != (op == "kill")
 
     def _firms_with_kill(self, scope: str) -> list[str]:
         firms = self._known_firms()

@@ -1,0 +1,95 @@
+"""kill-5.lua and the facade's kill switches."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledger import InvalidInput, Ledger, Reason, UnknownScope
+from tests.helpers import load, order
+
+
+@pytest.fixture
+def lg(redis_client):
+    lg = Ledger(redis_client, actor="test")
+    load(lg)
+    return lg
+
+
+def test_kill_returns_open_orders_under_the_scope_only(lg):
+    lg.reserve(order("a1", account="A1"))
+    lg.reserve(order("a2", account="A2"))
+    lg.reserve(order("t2", trader="T2", strategy="S2", account="A3"))
+    lg.release("a2", reason="cancelled")
+    assert set(lg.kill("desk:D1", by="ops", reason="r").open_orders) == {"a1"}
+    assert set(lg.kill("firm:F1", by="ops", reason="r").open_orders) == {"a1", "t2"}
+    assert set(lg.kill("global", by="ops", reason="r").open_orders) == {"a1", "t2"}
+    assert lg.kill("trader:T2", by="ops", reason="r").open_orders == ("t2",)
+
+
+def test_kill_blocks_on_the_very_next_decision_and_unkill_lifts_it(lg):
+    other = Ledger(lg.redis)  # a second gateway sharing the server
+    assert other.reserve(order("o1")).accepted
+    lg.kill("strategy:S1", by="ops", reason="runaway")
+    assert other.reserve(order("o2")).reason == Reason.KILL_SWITCH
+    lg.unkill("strategy:S1", by="ops", reason="fixed")
+    assert other.reserve(order("o3")).accepted
+
+
+def test_kill_twice_and_unkill_twice_say_already(lg):
+    assert not lg.kill("account:A1", by="ops", reason="r").already
+    assert lg.kill("account:A1", by="ops2", reason="again").already
+    kills = {k.scope: k for k in lg.kills()}
+    assert (kills["account:A1"].by, kills["account:A1"].reason) == ("ops", "r")
+    assert not lg.unkill("account:A1", by="ops", reason="ok").already
+    assert lg.unkill("account:A1", by="ops", reason="ok").already
+    assert lg.kills() == []
+
+
+def test_global_kill_through_the_ledger_sets_the_plain_key(lg):
+    lg.kill("global", by="ops-1", reason="exchange outage")
+    assert lg.redis.get("ledger:kill:global") == b"exchange outage"
+    k = lg.kills()[0]
+    assert (k.scope, k.by, k.reason) == ("global", "ops-1", "exchange outage") and k.at_ms
+    lg.unkill("global", by="ops-1", reason="back")
+    assert lg.redis.exists("ledger:kill:global") == 0
+    assert lg.reserve(order("o1")).accepted
+
+
+def test_unkill_global_clears_a_key_set_by_hand(lg):
+    lg.redis.set("ledger:kill:global", "by hand")
+    assert lg.kills()[0].by == "unknown (set directly on Redis)"
+    assert not lg.unkill("global", by="ops", reason="clear").already
+    assert lg.reserve(order("o1")).accepted
+
+
+def test_kill_of_unknown_scope_is_an_error_and_changes_nothing(lg):
+    with pytest.raises(UnknownScope):
+        lg.kill("desk:NOPE", by="ops", reason="r")
+    for bad in ("desk", "planet:X", ""):
+        with pytest.raises(InvalidInput):
+            lg.kill(bad, by="ops", reason="r")
+    with pytest.raises(InvalidInput):
+        lg.kill("desk:D1", by="", reason="r")
+    with pytest.raises(InvalidInput):
+        lg.kill("desk:D1", by="ops", reason=" ")
+    assert lg.kills() == []
+
+
+def test_kills_and_unkills_are_audited_with_who_and_why(lg):
+    lg.kill("desk:D1", by="ops-1", reason="feed anomaly")
+    lg.unkill("desk:D1", by="ops-2", reason="feed fixed")
+    records = [(r["op"], r["scope"], r["by"], r["why"]) for r in lg.audit_tail(20)
+               if r["op"] in ("kill", "unkill")]
+    assert records == [("kill", "desk:D1", "ops-1", "feed anomaly"),
+                       ("unkill", "desk:D1", "ops-2", "feed fixed")]
+
+
+def test_cluster_mode_mirrors_the_global_kill_into_the_firm_slot(redis_client):
+    lg = Ledger(redis_client, cluster=True)
+    load(lg)
+    lg.kill("global", by="ops", reason="r")
+    assert redis_client.get("ledger:{F1}:kill:global") == b"r"
+    assert lg.reserve(order("o1")).reason == Reason.KILL_SWITCH
+    lg.unkill("global", by="ops", reason="r")
+    assert redis_client.exists("ledger:{F1}:kill:global") == 0
+    assert lg.reserve(order("o2")).accepted

@@ -1,0 +1,120 @@
+"""load_policy-3.lua and the facade's policy swap."""
+
+from __future__ import annotations
+
+import copy
+import threading
+
+import pytest
+import redis
+
+from ledger import Ledger, Reason, load_policy_file
+from tests.conftest import EXAMPLE_POLICY
+from tests.helpers import TIGHT, agg, load, order
+
+
+def test_load_records_revision_who_and_sha(redis_client):
+    lg = Ledger(redis_client)
+    policy = load_policy_file(EXAMPLE_POLICY)
+    assert lg.load_policy(policy, by="alice", source="p.yaml") == 1
+    assert lg.load_policy(policy, by="bob", source="p.yaml") == 2
+    doc = redis_client.hgetall("ledger:policy")
+    assert (doc[b"rev"], doc[b"by"], doc[b"sha"]) == (b"2", b"bob", policy.sha256.encode())
+    loads = [r for r in lg.audit_tail(20) if r["op"] == "policy_load"]
+    assert [(r["rev"], r["by"]) for r in loads if r["stream"] == "ledger:audit"] == [(1, "alice"), (2, "bob")]
+    firm = [r for r in loads if r["stream"] == "ledger:{ACME}:audit"]
+    assert [(r["rev"], r["previous"]) for r in firm] == [("1", False), ("2", "1")]
+
+
+def test_new_limits_apply_on_the_next_decision(redis_client):
+    lg = Ledger(redis_client)
+    load(lg)
+    assert lg.reserve(order("o1", qty="600", price="1")).accepted
+    doc = copy.deepcopy(TIGHT)
+    doc["firms"][0]["desks"][0]["accounts"][0]["limits"]["max_order_qty"] = 500
+    load(Ledger(redis_client), doc)
+    d = lg.reserve(order("o2", qty="600", price="1"))
+    assert (d.reason, d.limit) == (Reason.MAX_ORDER_QTY, 500)
+
+
+def test_a_firm_dropped_from_the_policy_refuses_orders_but_keeps_its_open_ones(redis_client):
+    lg = Ledger(redis_client)
+    load(lg)
+    assert lg.reserve(order("o1")).accepted
+    doc = {
+        "version": 1, "currency": "USD",
+        "firms": [{"id": "F2", "desks": [{"id": "X", "accounts": [{"id": "B1"}]}]}],
+        "strategies": [{"id": "S1", "accounts": ["B1"]}],
+        "traders": [{"id": "T1", "accounts": ["B1"], "strategies": ["S1"]}],
+    }
+    load(Ledger(redis_client), doc)
+    fresh = Ledger(redis_client)
+    d = fresh.reserve(order("o2"))
+    assert (d.reason, d.scope) == (Reason.UNKNOWN_NODE, "account:A1")
+    assert redis_client.hget("ledger:{F1}:policy", "meta|removed") == b"1"
+    # The open order of the old firm can still be released.
+    assert fresh.release("o1", reason="cleanup").reason == Reason.OK
+    assert agg(fresh, "desk:D1", firm="F1").n == 0
+
+
+def test_swap_refuses_a_staging_copy_of_another_revision(redis_client):
+    lg = Ledger(redis_client)
+    load(lg)
+    redis_client.hset("ledger:{F1}:policy:next", mapping={"meta|rev": "99"})
+    code, _ = lg.scripts.load_policy(
+        ["ledger:{F1}:policy", "ledger:{F1}:policy:next", "ledger:{F1}:audit"],
+        ["7", "sha", "me", "src", 1000],
+    )
+    assert code == b"NO_POLICY"
+    assert redis_client.hget("ledger:{F1}:policy", "meta|rev") == b"1"
+
+
+def test_decisions_see_old_or_new_policy_never_a_mix(redis_client):
+    """Two revisions differ in two shadow limits of two nodes: every decision, taken
+    while another thread keeps swapping them, reports a pair from one revision."""
+    docs = []
+    for qty_cap, gross_cap in ((50, "40"), (70, "60")):
+        doc = copy.deepcopy(TIGHT)
+        doc["strategies"][0].pop("limits")
+        doc["firms"][0]["desks"][0]["accounts"][0]["limits"] = {
+            "max_order_qty": qty_cap, "shadow": True}
+        doc["traders"][0]["limits"] = {"max_gross_notional": gross_cap, "shadow": True}
+        docs.append(doc)
+    lg = Ledger(redis_client)
+    load(lg, docs[0])
+    stop = threading.Event()
+
+    def swap() -> None:
+        loader = Ledger(redis.Redis(connection_pool=redis_client.connection_pool))
+        i = 0
+        while not stop.is_set() and i < 400:
+            load(loader, docs[i % 2])
+            i += 1
+
+    thread = threading.Thread(target=swap)
+    thread.start()
+    pairs = set()
+    try:
+        for i in range(300):
+            d = lg.reserve(order(f"o{i}", qty="100", price="1"))
+            assert d.accepted
+            pairs.add(tuple(b.limit for b in d.shadow))
+            lg.release(f"o{i}", reason="x")
+    finally:
+        stop.set()
+        thread.join()
+    assert pairs <= {(50, 4000), (70, 6000)}
+    assert pairs, "no decision was taken"
+
+
+@pytest.mark.parametrize("count", [1])
+def test_policy_cache_follows_loads_by_other_processes(redis_client, count):
+    lg = Ledger(redis_client)
+    load(lg)
+    doc = copy.deepcopy(TIGHT)
+    doc["firms"][0]["desks"][1]["accounts"].append({"id": "A4"})
+    doc["strategies"][0]["accounts"].append("A4")
+    doc["traders"][0]["accounts"].append("A4")
+    load(Ledger(redis_client), doc)
+    assert lg.reserve(order("o1", account="A4")).accepted
+    assert agg(lg, "desk:D2").n == count
