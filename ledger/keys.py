@@ -15,18 +15,18 @@ Per firm (slot of ``{F}``):
 ``P:{F}:policy:next``          hash    staging copy written before the swap
 ``P:{F}:kills``                hash    ``S`` -> msgpack ``{by, reason, at_ms}`` per active kill
 ``P:{F}:kill:global``          string  cluster mode only: the global kill mirrored here
-``P:{F}:agg``                  hash    aggregates of every node of the firm: ``S|ob`` /
-                                       ``S|os`` open buy/sell notional, ``S|fb`` / ``S|fs``
-                                       filled buy/sell notional (minor units), ``S|n``
-                                       open orders, and the message-window rings
-                                       ``S|m|TYPE|WINDOW_MS|SLOT`` (see lua/includes/windows.lua)
+``P:{F}:agg``                  hash    state of every node of the firm: ``S`` -> msgpack
+                                       ``[ob, os, fb, fs, n, rings]``: open buy/sell and
+                                       filled buy/sell notional (minor units), open
+                                       orders, message-window rings by ``TYPE|WINDOW_MS``
+                                       (lua/includes/exposure.lua, windows.lua)
 ``P:{F}:open``                 zset    open-order index, all scores 0, members
                                        ``S|ORDER_ID`` for each of the order's five
                                        scopes: a kill reads its scope's orders with one
                                        ZRANGEBYLEX
 ``P:{F}:order:ID``             hash    one order: path, side, qty, price, cum qty,
                                        reserved and filled notional, state, first decision,
-                                       ``f|FILL_ID`` per fill seen
+                                       ``f|FILL_ID`` per fill seen (lua/includes/path.lua)
 ``P:{F}:audit``                stream  msgpack audit records of the firm, bounded length
 =============================  ======  ==================================================
 

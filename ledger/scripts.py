@@ -2,9 +2,10 @@
 
 One file per atomic operation, named ``verbNoun-<numKeys>.lua``; the key
 count in the name is checked on every call. ``--- @include "name"`` pulls in
-``lua/includes/name.lua`` once. Every script is prefixed with the reason-code
-table of :mod:`ledger.reasons` as ``R``, whose metatable raises on an unknown
-name: Lua can only return codes Python knows.
+``lua/includes/name.lua`` once. Reason codes are written ``R.NAME`` in Lua and
+replaced by the string literal from :mod:`ledger.reasons` when the script is
+loaded; a name that is not in the table stops the load, so a script can only
+ever return a code Python knows (and pays nothing for the lookup at run time).
 """
 
 from __future__ import annotations
@@ -34,12 +35,17 @@ def lua_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "lua"
 
 
-def _reason_table() -> str:
-    entries = ", ".join(f"{r.name} = '{r.value}'" for r in Reason)
-    return (
-        f"local R = setmetatable({{{entries}}}, "
-        "{__index = function(_, k) error('unknown reason code ' .. tostring(k)) end})\n"
-    )
+_REASON = re.compile(r"\bR\.([A-Za-z_]+)")
+
+
+def _reasons(text: str, filename: str) -> str:
+    def literal(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in Reason.__members__:
+            raise RuntimeError(f"lua/{filename}: unknown reason code R.{name}")
+        return f"'{Reason[name].value}'"
+
+    return _REASON.sub(literal, text)
 
 
 @cache
@@ -55,7 +61,7 @@ def _scripts() -> dict[str, tuple[int, str]]:
 
 
 def source(filename: str) -> str:
-    """The full text Redis runs for ``lua/<filename>``: reason table, includes, body."""
+    """The full text Redis runs for ``lua/<filename>``: includes and body, codes resolved."""
     base = lua_dir()
     seen: set[str] = set()
 
@@ -68,7 +74,7 @@ def source(filename: str) -> str:
         return _INCLUDE.sub(include, text)
 
     body = (base / filename).read_text(encoding="utf-8")
-    return _reason_table() + _INCLUDE.sub(include, body)
+    return _reasons(_INCLUDE.sub(include, body), filename)
 
 
 SCRIPT_NAMES = ("reserve", "replace", "cancel", "release", "fill", "kill", "load_policy")

@@ -17,7 +17,6 @@ from ledger.results import UtilizationRow
 
 __all__ = ["utilization", "audit_tail", "check", "CheckReport", "Aggregates"]
 
-_AGG = ("ob", "os", "fb", "fs", "n")
 #: The message-window ring geometry of lua/includes/windows.lua.
 _SLOTS = 11
 _WINDOWS = (("per_second", 1000), ("per_10s", 10000))
@@ -45,22 +44,25 @@ def _int(value: Any) -> int:
     return int(value) if value is not None else 0
 
 
-def _ring_fields(scope: str, mtype: str, window_ms: int) -> list[str]:
-    base = f"{scope}|m|{mtype}|{window_ms}|"
-    return [base + "h"] + [f"{base}{i}" for i in range(_SLOTS)]
+def _unpack_node(blob: bytes | None) -> tuple[Aggregates, dict[str, list[int]]]:
+    """A node field of the aggregate hash (lua/includes/exposure.lua)."""
+    if blob is None:
+        return Aggregates(), {}
+    values = msgpack.unpackb(blob, raw=False, strict_map_key=False)
+    rings = values[5] if len(values) > 5 and isinstance(values[5], dict) else {}
+    return Aggregates(*(int(v) for v in values[:5])), rings
 
 
-def _ring_count(values: list[Any], window_ms: int, now_ms: int) -> int:
+def _ring_count(ring: list[int] | None, window_ms: int, now_ms: int) -> int:
     # Same arithmetic as ring_count in lua/includes/windows.lua.
-    if values[0] is None:
+    if not ring:
         return 0
-    head = int(values[0])
+    head = int(ring[0])
     cur = max(now_ms // (window_ms // 10), head)
     total = 0
     for k in range(_SLOTS):
-        idx = head - ((head - k) % _SLOTS)
-        if idx > cur - _SLOTS:
-            total += _int(values[k + 1])
+        if head - ((head - k) % _SLOTS) > cur - _SLOTS:
+            total += int(ring[k + 1])
     return total
 
 
@@ -72,30 +74,21 @@ def utilization(client: redis.Redis, keys: Keys, policy: Policy, scope: str) -> 
         by_firm[node.firm].append(node)
     rows: list[UtilizationRow] = []
     for firm, firm_nodes in by_firm.items():
-        fields: list[str] = []
-        for node in firm_nodes:
-            fields += [f"{node.scope}|{a}" for a in _AGG]
-            for mtype in node.limits.messages:
-                for _, window_ms in _WINDOWS:
-                    fields += _ring_fields(node.scope, mtype, window_ms)
         pipe = client.pipeline(transaction=True)
         pipe.time()
-        pipe.hmget(keys.agg(firm), fields)
-        (seconds, micros), values = pipe.execute()
+        pipe.hmget(keys.agg(firm), [n.scope for n in firm_nodes])
+        (seconds, micros), blobs = pipe.execute()
         now_ms = seconds * 1000 + micros // 1000
-        at = 0
-        for node in firm_nodes:
-            agg = Aggregates(*(_int(v) for v in values[at : at + 5]))
-            at += 5
+        for node, blob in zip(firm_nodes, blobs, strict=True):
+            agg, rings = _unpack_node(blob)
             rows += _node_rows(node, agg)
             for mtype, caps in node.limits.messages.items():
                 for name, window_ms in _WINDOWS:
-                    count = _ring_count(values[at : at + _SLOTS + 1], window_ms, now_ms)
-                    at += _SLOTS + 1
                     cap = getattr(caps, name)
                     if cap:
-                        rows.append(UtilizationRow(node.scope, f"messages.{mtype}.{name}", count, cap,
-                                                   "messages" in node.limits.shadow))
+                        count = _ring_count(rings.get(f"{mtype}|{window_ms}"), window_ms, now_ms)
+                        rows.append(UtilizationRow(node.scope, f"messages.{mtype}.{name}", count,
+                                                   cap, "messages" in node.limits.shadow))
     return rows
 
 
@@ -113,12 +106,11 @@ def _node_rows(node: Node, agg: Aggregates) -> list[UtilizationRow]:
 
 
 def aggregates(client: redis.Redis, keys: Keys, firm: str) -> dict[str, Aggregates]:
-    out: dict[str, Aggregates] = defaultdict(Aggregates)
-    for field, value in client.hgetall(keys.agg(firm)).items():
-        scope, _, name = field.decode().rpartition("|")
-        if name in _AGG and "|m|" not in field.decode():
-            setattr(out[scope], name, int(value))
-    return dict(out)
+    """Every node's aggregates of one firm, by scope."""
+    return {
+        field.decode(): _unpack_node(blob)[0]
+        for field, blob in client.hgetall(keys.agg(firm)).items()
+    }
 
 
 def audit_tail(client: redis.Redis, keys: Keys, firms: Iterable[str], count: int) -> list[dict[str, Any]]:
@@ -132,6 +124,7 @@ def audit_tail(client: redis.Redis, keys: Keys, firms: Iterable[str], count: int
         for entry_id, fields in entries:
             record = msgpack.unpackb(fields[b"m"], raw=False)
             record["entry_id"] = entry_id.decode()
+            record.setdefault("t", int(record["entry_id"].split("-")[0]))
             record["stream"] = stream
             merged.append(record)
     merged.sort(key=lambda r: tuple(int(p) for p in r["entry_id"].split("-")))
@@ -156,7 +149,7 @@ class CheckReport:
 
 
 def _order_sums(client: redis.Redis, keys: Keys, firm: str) -> tuple[dict[str, Aggregates], int]:
-    fields = ("st", "firm", "desk", "account", "strategy", "trader", "side", "res", "fn")
+    fields = ("st", "o", "res", "fn")
     sums: dict[str, Aggregates] = defaultdict(Aggregates)
     count = 0
     pattern = keys.order(firm, "*")
@@ -167,11 +160,11 @@ def _order_sums(client: redis.Redis, keys: Keys, firm: str) -> tuple[dict[str, A
         pipe = client.pipeline(transaction=False)
         for key in batch:
             pipe.hmget(key, fields)
-        for values in pipe.execute():
-            st, *path, side, res, fn = (v.decode() if v is not None else None for v in values)
-            if st in (None, "rejected"):
+        for st, shape, res, fn in pipe.execute():
+            if st in (None, b"rejected"):
                 continue
             count += 1
+            *path, _symbol, side, _mu = msgpack.unpackb(shape, raw=False)
             buy = side == "buy"
             for kind, node_id in zip(("firm", "desk", "account", "strategy", "trader"), path, strict=True):
                 agg = sums[f"{kind}:{node_id}"]
@@ -181,7 +174,7 @@ def _order_sums(client: redis.Redis, keys: Keys, firm: str) -> tuple[dict[str, A
                 else:
                     agg.os += _int(res)
                     agg.fs += _int(fn)
-                agg.n += st == "open"
+                agg.n += st == b"open"
         batch.clear()
 
     for key in client.scan_iter(match=pattern, count=1000):

@@ -17,34 +17,34 @@
 
 local policy_key, order_key, agg_key, audit_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local order_id, actor, maxlen = ARGV[1], ARGV[2], ARGV[3]
-local now = now_ms()
 
 local function record(d)
-  audit(audit_key, maxlen, {op = 'cancel', t = now, order_id = order_id, by = actor, code = d[1],
+  audit(audit_key, maxlen, {op = 'cancel', order_id = order_id, by = actor, code = d[1],
     scope = d[2], limit = d[3], used = d[4]})
   return d
 end
 
 local o = load_order(order_key)
-if not o then return record(reject_array({R.UNKNOWN_ORDER, false, false, false, false})) end
-if o.st ~= 'open' then return record(reject_array({R.ORDER_CLOSED, false, false, false, false})) end
+if not o then return record(reject_array(R.UNKNOWN_ORDER)) end
+if o.st ~= 'open' then return record(reject_array(R.ORDER_CLOSED)) end
 
 -- Nodes removed from the policy since the order was sent have no windows:
 -- the cancel of an order must stay possible.
 local recs = rcall('HMGET', policy_key, 'meta|rev', unpack(o.scopes))
-if not recs[1] then return record(reject_array({R.NO_POLICY, o.scopes[1], false, false, false})) end
+if not recs[1] then return record(reject_array(R.NO_POLICY, o.scopes[1])) end
+local aggs = read_nodes(agg_key, o.scopes)
 local path = {}
 for i = 1, 5 do
   local rec = recs[i + 1] and cmsgpack.unpack(recs[i + 1]) or {}
-  path[i] = {scope = o.scopes[i], rec = rec, agg_key = agg_key,
-    windows = windows_of(o.scopes[i], rec, 'cancel')}
+  path[i] = {scope = o.scopes[i], rec = rec, agg = aggs[i], windows = windows_of(rec, 'cancel')}
 end
-local out = {shadow = {}}
-for _, nd in ipairs(path) do
-  if CHECKS[6](out, nd, {now = now}) then break end
-end
+local now = needs_time(path) and now_ms() or 0
+local out = evaluate(path, {now = now}, {6})
 local d = decision(out, o.res)
 if out.reject then return record(d) end
-commit_windows(path, now)
+if now > 0 then
+  count_messages(path, now)
+  write_nodes(agg_key, o.scopes, aggs)
+end
 rcall('HINCRBY', order_key, 'cxl', 1)
 return record(d)

@@ -22,15 +22,14 @@ local order_key, agg_key, open_key, audit_key = KEYS[1], KEYS[2], KEYS[3], KEYS[
 local order_id, fill_id = ARGV[1], ARGV[2]
 local fq, pn, ps = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local actor, maxlen = ARGV[6], ARGV[7]
-local now = now_ms()
 
 local o = load_order(order_key)
 if not o then
-  audit(audit_key, maxlen, {op = 'fill', t = now, order_id = order_id, fill = fill_id, by = actor,
+  audit(audit_key, maxlen, {op = 'fill', order_id = order_id, fill = fill_id, by = actor,
     code = R.UNKNOWN_ORDER})
   return {R.UNKNOWN_ORDER, 0, 0, 0, 0, 0, 0}
 end
-if rcall('HSETNX', order_key, 'f|' .. fill_id, now) == 0 then
+if rcall('HSETNX', order_key, 'f|' .. fill_id, 1) == 0 then
   return {R.OK, math.max(o.qty - o.cum, 0), o.cum, o.res, 0, 1, 0}
 end
 
@@ -38,21 +37,21 @@ local amount = notional(fq, pn, ps, o.mu)
 local cum = o.cum + fq
 local leaves = math.max(o.qty - cum, 0)
 local reserved = o.res
-local filled_field = o.side == 'buy' and 'fb' or 'fs'
-local open_field = o.side == 'buy' and 'ob' or 'os'
 local closes = o.st == 'open' and leaves == 0
 if o.st == 'open' then reserved = notional(leaves, o.pn, o.ps, o.mu) end
-for i = 1, 5 do
-  bump(agg_key, o.scopes[i], open_field, reserved - o.res)
-  bump(agg_key, o.scopes[i], filled_field, amount)
-  if closes then bump(agg_key, o.scopes[i], 'n', -1) end
+local aggs = read_nodes(agg_key, o.scopes)
+for _, a in ipairs(aggs) do
+  a[open_ix(o.side)] = a[open_ix(o.side)] + reserved - o.res
+  a[filled_ix(o.side)] = a[filled_ix(o.side)] + amount
+  if closes then a[5] = a[5] - 1 end
 end
+write_nodes(agg_key, o.scopes, aggs)
 if closes then
   rcall('ZREM', open_key, unpack(open_members(o, order_id)))
-  rcall('HSET', order_key, 'st', 'filled', 'closed', now)
+  rcall('HSET', order_key, 'st', 'filled')
 end
-rcall('HSET', order_key, 'cum', fmt(cum), 'res', fmt(reserved), 'fn', fmt(o.fn + amount))
+rcall('HSET', order_key, 'cum', cum, 'res', reserved, 'fn', o.fn + amount)
 local over = cum > o.qty and 1 or 0
-audit(audit_key, maxlen, {op = 'fill', t = now, order_id = order_id, fill = fill_id, by = actor,
+audit(audit_key, maxlen, {op = 'fill', order_id = order_id, fill = fill_id, by = actor,
   code = R.OK, qty = fq, pn = pn, ps = ps, notional = amount, leaves = leaves, over = over})
 return {R.OK, leaves, cum, reserved, amount, 0, over}

@@ -21,24 +21,22 @@
 
 local policy_key, kills_key, global_key, open_key, audit_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local op, scope, who, why, maxlen, firm = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local now = now_ms()
 
 if op == 'kill' and scope ~= 'global' and rcall('HEXISTS', policy_key, scope) == 0 then
-  audit(audit_key, maxlen, {op = op, t = now, scope = scope, by = who, why = why,
-    code = R.UNKNOWN_NODE})
+  audit(audit_key, maxlen, {op = op, scope = scope, by = who, why = why, code = R.UNKNOWN_NODE})
   return {R.UNKNOWN_NODE, 0}
 end
 
 local already
 if op == 'kill' then
-  already = 1 - rcall('HSETNX', kills_key, scope, cmsgpack.pack({by = who, why = why, t = now}))
+  already = 1 - rcall('HSETNX', kills_key, scope, cmsgpack.pack({by = who, why = why, t = now_ms()}))
   if scope == 'global' then rcall('SET', global_key, why) end
 else
   local removed = rcall('HDEL', kills_key, scope)
   if scope == 'global' then removed = math.max(removed, rcall('DEL', global_key)) end
   already = 1 - removed
 end
-audit(audit_key, maxlen, {op = op, t = now, scope = scope, by = who, why = why, code = R.OK,
+audit(audit_key, maxlen, {op = op, scope = scope, by = who, why = why, code = R.OK,
   already = already})
 
 local result = {R.OK, already}

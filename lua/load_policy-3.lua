@@ -13,7 +13,6 @@
 
 local live_key, next_key, audit_key = KEYS[1], KEYS[2], KEYS[3]
 local rev, sha, who, source, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local now = now_ms()
 
 if rcall('HGET', next_key, 'meta|rev') ~= rev then
   return {R.NO_POLICY, false}
@@ -21,6 +20,6 @@ end
 local previous = rcall('HGET', live_key, 'meta|rev')
 rcall('UNLINK', live_key)
 rcall('RENAME', next_key, live_key)
-audit(audit_key, maxlen, {op = 'policy_load', t = now, rev = rev, sha = sha, by = who,
+audit(audit_key, maxlen, {op = 'policy_load', rev = rev, sha = sha, by = who,
   source = source, previous = previous, code = R.OK})
 return {R.OK, previous}

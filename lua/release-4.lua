@@ -14,7 +14,6 @@
 
 local order_key, agg_key, open_key, audit_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local order_id, why, actor, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local now = now_ms()
 
 local o = load_order(order_key)
 local result
@@ -23,15 +22,16 @@ if not o then
 elseif o.st ~= 'open' then
   result = {R.OK, 0, 1}
 else
-  local open_field = o.side == 'buy' and 'ob' or 'os'
-  for i = 1, 5 do
-    bump(agg_key, o.scopes[i], open_field, -o.res)
-    bump(agg_key, o.scopes[i], 'n', -1)
+  local aggs = read_nodes(agg_key, o.scopes)
+  for _, a in ipairs(aggs) do
+    a[open_ix(o.side)] = a[open_ix(o.side)] - o.res
+    a[5] = a[5] - 1
   end
+  write_nodes(agg_key, o.scopes, aggs)
   rcall('ZREM', open_key, unpack(open_members(o, order_id)))
-  rcall('HSET', order_key, 'st', 'released', 'res', 0, 'why', why, 'closed', now)
+  rcall('HSET', order_key, 'st', 'released', 'res', 0, 'why', why)
   result = {R.OK, o.res, 0}
 end
-audit(audit_key, maxlen, {op = 'release', t = now, order_id = order_id, by = actor, why = why,
+audit(audit_key, maxlen, {op = 'release', order_id = order_id, by = actor, why = why,
   code = result[1], released = result[2], already = result[3]})
 return result

@@ -27,35 +27,40 @@ local policy_key, kills_key, global_key = KEYS[1], KEYS[2], KEYS[3]
 local order_key, agg_key, audit_key = KEYS[4], KEYS[5], KEYS[6]
 local order_id, qty, pn, ps = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local actor, maxlen = ARGV[5], ARGV[6]
-local now = now_ms()
 
 local function record(d, o)
-  audit(audit_key, maxlen, {op = 'replace', t = now, order_id = order_id, by = actor, code = d[1],
+  audit(audit_key, maxlen, {op = 'replace', order_id = order_id, by = actor, code = d[1],
     scope = d[2], limit = d[3], used = d[4], req = d[5], notional = d[6], qty = qty,
     pn = pn, ps = ps, old_qty = o and o.qty, old_pn = o and o.pn, old_ps = o and o.ps})
   return d
 end
 
 local o = load_order(order_key)
-if not o then return record(reject_array({R.UNKNOWN_ORDER, false, false, false, false})) end
-if o.st ~= 'open' then return record(reject_array({R.ORDER_CLOSED, false, false, false, false}), o) end
+if not o then return record(reject_array(R.UNKNOWN_ORDER)) end
+if o.st ~= 'open' then return record(reject_array(R.ORDER_CLOSED), o) end
 if qty <= o.cum then
-  return record(reject_array({R.INVALID_ORDER, false, false, o.cum, qty}), o)
+  local d = reject_array(R.INVALID_ORDER)
+  d[4], d[5] = o.cum, qty
+  return record(d, o)
 end
 
 local kill = killed(kills_key, global_key, o.scopes)
-if kill then return record(reject_array({R.KILL_SWITCH, kill, false, false, false}), o) end
+if kill then return record(reject_array(R.KILL_SWITCH, kill), o) end
 local path, rej = load_path(policy_key, agg_key, o.scopes, 'replace')
-if rej then return record(reject_array(rej), o) end
+if rej then return record(rej, o) end
 
 local reserved = notional(qty - o.cum, pn, ps, o.mu)
+local delta = reserved - o.res
+local now = needs_time(path) and now_ms() or 0
 local out = evaluate(path, {qty = qty, order_notional = notional(qty, pn, ps, o.mu),
-  delta = reserved - o.res, side = o.side, opens = 0, mtype = 'replace', now = now})
+  delta = delta, side = o.side, opens = 0, now = now}, {1, 2, 3, 4, 5, 6})
 local d = decision(out, reserved)
 if out.reject then return record(d, o) end
 
-local open_field = o.side == 'buy' and 'ob' or 'os'
-for i = 1, 5 do bump(agg_key, o.scopes[i], open_field, reserved - o.res) end
-commit_windows(path, now)
-rcall('HSET', order_key, 'qty', ARGV[2], 'pn', ARGV[3], 'ps', ARGV[4], 'res', reserved)
+for _, nd in ipairs(path) do
+  nd.agg[open_ix(o.side)] = nd.agg[open_ix(o.side)] + delta
+end
+count_messages(path, now)
+write_nodes(agg_key, o.scopes, path_aggs(path))
+rcall('HSET', order_key, 'qty', qty, 'pn', pn, 'ps', ps, 'res', reserved)
 return record(d, o)

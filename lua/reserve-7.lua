@@ -10,7 +10,7 @@
     KEYS[2] kills hash of the firm
     KEYS[3] global kill key (plain in single-instance mode, firm mirror on a cluster)
     KEYS[4] order hash
-    KEYS[5] aggregates hash of the firm
+    KEYS[5] aggregates hash of the firm (one msgpack field per node)
     KEYS[6] open-order index (sorted set, members "<scope>|<order id>")
     KEYS[7] audit stream of the firm
     ARGV[1] order id
@@ -46,14 +46,19 @@ local order_key, agg_key, open_key, audit_key = KEYS[4], KEYS[5], KEYS[6], KEYS[
 local order_id = ARGV[1]
 local side, qty, pn, ps = ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
 local fp, actor, maxlen = ARGV[12], ARGV[13], ARGV[14]
-local now = now_ms()
 
 local function record(d)
-  audit(audit_key, maxlen, {op = 'reserve', t = now, order_id = order_id, by = actor, code = d[1],
-    scope = d[2], limit = d[3], used = d[4], req = d[5], notional = d[6],
-    firm = ARGV[2], desk = ARGV[3], account = ARGV[4], strategy = ARGV[5], trader = ARGV[6],
-    sym = ARGV[7], side = side, qty = qty, pn = pn, ps = ps, shadow = d[8]})
+  audit(audit_key, maxlen, {op = 'reserve', order_id = order_id, by = actor, code = d[1],
+    scope = d[2], limit = d[3], used = d[4], req = d[5], notional = d[6], shadow = d[8],
+    account = ARGV[4], strategy = ARGV[5], trader = ARGV[6], sym = ARGV[7], side = side,
+    qty = qty, pn = pn, ps = ps})
   return d
+end
+
+local function remember_reject(d)
+  rcall('HSET', order_key, 'fp', fp, 'dec', cmsgpack.pack(d), 'st', 'rejected')
+  rcall('PEXPIRE', order_key, ARGV[15])
+  return record(d)
 end
 
 local seen = rcall('HMGET', order_key, 'fp', 'dec')
@@ -63,50 +68,39 @@ if seen[1] then
     d[7] = 1
     return d
   end
-  return record(reject_array({R.DUPLICATE_ORDER_ID, false, false, false, false}))
+  return record(reject_array(R.DUPLICATE_ORDER_ID))
 end
 
 local scopes = {'firm:' .. ARGV[2], 'desk:' .. ARGV[3], 'account:' .. ARGV[4],
   'strategy:' .. ARGV[5], 'trader:' .. ARGV[6]}
 
 local kill = killed(kills_key, global_key, scopes)
-if kill then
-  local d = record(reject_array({R.KILL_SWITCH, kill, false, false, false}))
-  rcall('HSET', order_key, 'fp', fp, 'dec', cmsgpack.pack(d), 'st', 'rejected')
-  rcall('PEXPIRE', order_key, ARGV[15])
-  return d
-end
+if kill then return remember_reject(reject_array(R.KILL_SWITCH, kill)) end
 
 local path, rej, mu = load_path(policy_key, agg_key, scopes, 'new')
-if rej then
-  -- Not remembered: these depend only on the policy, and a retry after a
-  -- policy load or a routing refresh must be decided afresh.
-  return record(reject_array(rej))
-end
+-- Not remembered: these depend only on the policy, and a retry after a
+-- policy load or a routing refresh must be decided afresh.
+if rej then return record(rej) end
 
 local amount = notional(qty, pn, ps, mu)
+local now = needs_time(path) and now_ms() or 0
 local out = evaluate(path, {qty = qty, order_notional = amount, delta = amount, side = side,
-  opens = 1, mtype = 'new', now = now})
+  opens = 1, now = now}, {1, 2, 3, 4, 5, 6})
 local d = decision(out, amount)
+if out.reject then return remember_reject(d) end
 
-if out.reject then
-  rcall('HSET', order_key, 'fp', fp, 'dec', cmsgpack.pack(d), 'st', 'rejected')
-  rcall('PEXPIRE', order_key, ARGV[15])
-  return record(d)
-end
-
-local open_field = side == 'buy' and 'ob' or 'os'
 local members = {}
-for i = 1, 5 do
-  bump(agg_key, scopes[i], open_field, amount)
-  bump(agg_key, scopes[i], 'n', 1)
+for i, nd in ipairs(path) do
+  local a = nd.agg
+  a[open_ix(side)] = a[open_ix(side)] + amount
+  a[5] = a[5] + 1
   members[#members + 1] = 0
   members[#members + 1] = scopes[i] .. '|' .. order_id
 end
+count_messages(path, now)
+write_nodes(agg_key, scopes, path_aggs(path))
 rcall('ZADD', open_key, unpack(members))
-commit_windows(path, now)
 rcall('HSET', order_key, 'fp', fp, 'dec', cmsgpack.pack(d), 'st', 'open',
-  'firm', ARGV[2], 'desk', ARGV[3], 'account', ARGV[4], 'strategy', ARGV[5], 'trader', ARGV[6],
-  'sym', ARGV[7], 'side', side, 'qty', ARGV[9], 'pn', ARGV[10], 'ps', ARGV[11], 'mu', mu,
-  'cum', 0, 'res', amount, 'fn', 0, 'at', now, 'by', actor)
+  'o', cmsgpack.pack({ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], side, mu}),
+  'qty', qty, 'pn', pn, 'ps', ps, 'cum', 0, 'res', amount, 'fn', 0)
 return record(d)

@@ -1,14 +1,14 @@
 --[[
-  The limit checks shared by reserve and replace. Check kinds run in this
-  order, each over the path firm, desk, account, strategy, trader:
+  The limit checks shared by reserve, replace and cancel. Check kinds run in
+  this order, each over the path firm, desk, account, strategy, trader:
     MAX_ORDER_QTY, MAX_ORDER_NOTIONAL, OPEN_ORDERS_LIMIT, GROSS_LIMIT,
     NET_LIMIT, MESSAGE_RATE
   The first breach of an enforced limit decides. A breach of a shadow limit
   is recorded and evaluation goes on, so one decision reports every shadow
   breach it saw.
-  path: array of {scope, rec (policy record), agg (aggregates)}
+  path: array of {scope, rec (policy record), agg (node array), windows}
   req:  {qty, order_notional, delta, side ('buy'|'sell'), opens (1 for a new
-         order), mtype ('new'|'replace'|'cancel'), now}
+         order), now}; a field left nil skips the checks that need it.
 ]]
 local MAX_EXACT = 9007199254740991
 
@@ -22,68 +22,66 @@ local function breach(out, nd, limit_name, reason, limit, used, requested)
   return true
 end
 
-local CHECKS = {
-  function(out, nd, req)
-    local lim = nd.rec.l and nd.rec.l.max_order_qty
-    if lim and req.qty > lim then
-      return breach(out, nd, 'max_order_qty', R.MAX_ORDER_QTY, lim, 0, req.qty)
+local function check_node(out, nd, req, kind)
+  local l = nd.rec.l or {}
+  local a = nd.agg
+  if kind == 1 then
+    if l.max_order_qty and req.qty > l.max_order_qty then
+      return breach(out, nd, 'max_order_qty', R.MAX_ORDER_QTY, l.max_order_qty, 0, req.qty)
     end
-  end,
-  function(out, nd, req)
-    local lim = nd.rec.l and nd.rec.l.max_order_notional
+  elseif kind == 2 then
+    local lim = l.max_order_notional
     if lim and req.order_notional > lim then
       return breach(out, nd, 'max_order_notional', R.MAX_ORDER_NOTIONAL, lim, 0, req.order_notional)
     end
-  end,
-  function(out, nd, req)
-    local lim = nd.rec.l and nd.rec.l.max_open_orders
-    if lim and req.opens > 0 and nd.agg.n + req.opens > lim then
-      return breach(out, nd, 'max_open_orders', R.OPEN_ORDERS_LIMIT, lim, nd.agg.n, req.opens)
+  elseif kind == 3 then
+    local lim = l.max_open_orders
+    if lim and req.opens > 0 and a[5] + req.opens > lim then
+      return breach(out, nd, 'max_open_orders', R.OPEN_ORDERS_LIMIT, lim, a[5], req.opens)
     end
-  end,
-  function(out, nd, req)
-    if req.delta <= 0 then return end
-    local gross = gross_of(nd.agg)
-    local lim = nd.rec.l and nd.rec.l.max_gross_notional
+  elseif kind == 4 then
+    if req.delta <= 0 then return false end
+    local gross = gross_of(a)
     if gross + req.delta > MAX_EXACT then
       out.reject = {R.GROSS_LIMIT, nd.scope, MAX_EXACT, gross, req.delta}
       return true
     end
+    local lim = l.max_gross_notional
     if lim and gross + req.delta > lim then
       return breach(out, nd, 'max_gross_notional', R.GROSS_LIMIT, lim, gross, req.delta)
     end
-  end,
-  function(out, nd, req)
-    local lim = nd.rec.l and nd.rec.l.max_net_notional
-    if not lim then return end
-    local a = nd.agg
-    local before = net_of(a.ob, a.os, a.fb, a.fs)
+  elseif kind == 5 then
+    local lim = l.max_net_notional
+    if not lim then return false end
+    local before = net_of(a[1], a[2], a[3], a[4])
     local after
     if req.side == 'buy' then
-      after = net_of(a.ob + req.delta, a.os, a.fb, a.fs)
+      after = net_of(a[1] + req.delta, a[2], a[3], a[4])
     else
-      after = net_of(a.ob, a.os + req.delta, a.fb, a.fs)
+      after = net_of(a[1], a[2] + req.delta, a[3], a[4])
     end
     -- An order that does not worsen the net is never blocked by it.
     if after > lim and after > before then
       return breach(out, nd, 'max_net_notional', R.NET_LIMIT, lim, before, after - before)
     end
-  end,
-  function(out, nd, req)
+  else
+    local rings = a[6]
     for _, w in ipairs(nd.windows) do
-      local count, _ = ring_count(nd.agg_key, w.base, w.width, req.now)
-      if count + 1 > w.limit then
-        if breach(out, nd, 'messages', R.MESSAGE_RATE, w.limit, count, 1) then return true end
+      local count = ring_count(rings and rings[w.key], w.width, req.now)
+      if count + 1 > w.limit and breach(out, nd, 'messages', R.MESSAGE_RATE, w.limit, count, 1) then
+        return true
       end
     end
-  end,
-}
+  end
+  return false
+end
 
-local function evaluate(path, req)
+-- kinds: the check kinds to run, e.g. {1, 2, 3, 4, 5, 6} or {6}.
+local function evaluate(path, req, kinds)
   local out = {shadow = {}}
-  for _, check in ipairs(CHECKS) do
+  for _, kind in ipairs(kinds) do
     for _, nd in ipairs(path) do
-      if check(out, nd, req) then return out end
+      if check_node(out, nd, req, kind) then return out end
     end
   end
   return out
@@ -102,10 +100,24 @@ local function decision(out, notional)
   return d
 end
 
-local function commit_windows(path, now)
+-- A reject found before the limit checks, in the decision array shape.
+local function reject_array(code, scope, notional)
+  return {code, scope or false, false, false, false, notional or 0, 0, 0}
+end
+
+local function needs_time(path)
   for _, nd in ipairs(path) do
-    for _, w in ipairs(nd.windows) do
-      ring_add(nd.agg_key, w.base, w.width, now)
+    if #nd.windows > 0 then return true end
+  end
+  return false
+end
+
+local function count_messages(path, now)
+  for _, nd in ipairs(path) do
+    if #nd.windows > 0 then
+      local rings = nd.agg[6] or {}
+      for _, w in ipairs(nd.windows) do rings[w.key] = ring_add(rings[w.key], w.width, now) end
+      nd.agg[6] = rings
     end
   end
 end

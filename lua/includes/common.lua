@@ -1,7 +1,7 @@
 --[[
-  Helpers shared by every script: server time, integer formatting, audit.
-  Lua's tostring() prints large numbers as 4.5e+15: every number that goes
-  into a string goes through fmt() instead.
+  Helpers shared by every script: server time, audit, number coercion.
+  Lua's tostring() prints large numbers as 4.5e+15, so numbers are handed to
+  redis.call (which writes integers exactly) and never concatenated.
 ]]
 local rcall = redis.call
 
@@ -10,16 +10,8 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
-local function fmt(n)
-  return string.format('%d', n)
-end
-
--- Appends one msgpack record to a bounded audit stream (approximate trim is O(1)).
+-- Appends one msgpack record to a bounded audit stream. The entry id carries
+-- the server time in ms; approximate trimming is O(1).
 local function audit(key, maxlen, record)
   rcall('XADD', key, 'MAXLEN', '~', maxlen, '*', 'm', cmsgpack.pack(record))
-end
-
-local function num(v)
-  if v == false or v == nil then return 0 end
-  return tonumber(v)
 end

@@ -1,21 +1,39 @@
 --[[
-  Aggregates of one node live in the firm's aggregate hash under
-  "<scope>|ob", "|os" (open buy/sell notional), "|fb", "|fs" (filled buy/sell
-  notional) and "|n" (open orders).
+  Each node's state is one field of the firm's aggregate hash: field
+  "<scope>" -> msgpack array {ob, os, fb, fs, n, w}:
+    ob, os  open buy / sell notional (minor units)
+    fb, fs  filled buy / sell notional (minor units)
+    n       open orders
+    w       message-window rings, {["<type>|<window ms>"] = ring} (windows.lua)
+  One HMGET reads a whole path and one HSET writes it back.
   gross = ob + os + fb + fs
-  net   = the worse of (fb - fs + ob) and (fb - fs - os), in absolute value:
-          signed fills plus open orders all filling in the worst direction.
+  net   = the worse of |fb - fs + ob| and |fb - fs - os|: signed fills plus
+          every open order filling in the worst direction.
 ]]
-local AGG = {'ob', 'os', 'fb', 'fs', 'n'}
+local function read_nodes(agg_key, scopes)
+  local v = rcall('HMGET', agg_key, unpack(scopes))
+  local out = {}
+  for i = 1, #scopes do
+    if v[i] then
+      out[i] = cmsgpack.unpack(v[i])
+    else
+      out[i] = {0, 0, 0, 0, 0}
+    end
+  end
+  return out
+end
 
-local function read_agg(agg_key, scope)
-  local v = rcall('HMGET', agg_key, scope .. '|ob', scope .. '|os', scope .. '|fb',
-    scope .. '|fs', scope .. '|n')
-  return {ob = num(v[1]), os = num(v[2]), fb = num(v[3]), fs = num(v[4]), n = num(v[5])}
+local function write_nodes(agg_key, scopes, nodes)
+  local args = {}
+  for i = 1, #scopes do
+    args[#args + 1] = scopes[i]
+    args[#args + 1] = cmsgpack.pack(nodes[i])
+  end
+  rcall('HSET', agg_key, unpack(args))
 end
 
 local function gross_of(a)
-  return a.ob + a.os + a.fb + a.fs
+  return a[1] + a[2] + a[3] + a[4]
 end
 
 local function net_of(ob, os, fb, fs)
@@ -23,8 +41,6 @@ local function net_of(ob, os, fb, fs)
   return math.max(math.abs(f + ob), math.abs(f - os))
 end
 
-local function bump(agg_key, scope, field, delta)
-  if delta ~= 0 then
-    rcall('HINCRBY', agg_key, scope .. '|' .. field, delta)
-  end
-end
+-- Index into a node array of the open / filled notional of a side.
+local function open_ix(side) if side == 'buy' then return 1 end return 2 end
+local function filled_ix(side) if side == 'buy' then return 3 end return 4 end

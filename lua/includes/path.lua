@@ -1,12 +1,11 @@
 --[[
-  Loads an order's path from the firm policy hash and checks kill switches.
-  Policy fields: "<scope>" -> msgpack node record {p = parent scope,
+  An order's path: its five scopes, their policy records and their state.
+  Policy hash fields: "<scope>" -> msgpack node record {p = parent scope,
   l = {limit = value}, m = {type = {per_second, per_10s}}, sh = {limit = true}};
   "e|<scope>|<scope>" -> entitlement; "meta|rev", "meta|mu".
 ]]
-local LEVEL_NAMES = {'firm', 'desk', 'account', 'strategy', 'trader'}
 
--- Returns the first active kill on the path, as a scope string, or nil.
+-- The first active kill on the path, as a scope string, or nil.
 local function killed(kills_key, global_key, scopes)
   if rcall('EXISTS', global_key) == 1 then return 'global' end
   local v = rcall('HMGET', kills_key, unpack(scopes))
@@ -16,53 +15,53 @@ local function killed(kills_key, global_key, scopes)
   return nil
 end
 
--- scopes: firm, desk, account, strategy, trader. Returns path or a reject.
+-- scopes: firm, desk, account, strategy, trader. Returns path, nil, minor
+-- units, or nil and a reject array.
 local function load_path(policy_key, agg_key, scopes, mtype)
   local s = scopes
   local v = rcall('HMGET', policy_key, 'meta|rev', 'meta|mu', s[1], s[2], s[3], s[4], s[5],
     'e|' .. s[4] .. '|' .. s[3], 'e|' .. s[5] .. '|' .. s[3], 'e|' .. s[5] .. '|' .. s[4])
-  if not v[1] then return nil, {R.NO_POLICY, s[1], false, false, false} end
+  if not v[1] then return nil, reject_array(R.NO_POLICY, s[1]) end
   -- Account first: a missing account may only mean the caller's routing is stale.
-  local order = {3, 5, 4, 2, 1}
   local recs = {}
-  for _, i in ipairs(order) do
-    if not v[i + 2] then return nil, {R.UNKNOWN_NODE, s[i], false, false, false} end
+  for _, i in ipairs({3, 5, 4, 2, 1}) do
+    if not v[i + 2] then return nil, reject_array(R.UNKNOWN_NODE, s[i]) end
     recs[i] = cmsgpack.unpack(v[i + 2])
   end
   if recs[3].p ~= s[2] or recs[2].p ~= s[1] then
-    return nil, {R.ROUTING_STALE, s[3], false, false, false}
+    return nil, reject_array(R.ROUTING_STALE, s[3])
   end
-  if not v[8] then return nil, {R.NOT_ENTITLED, s[4], false, false, false} end
-  if not v[9] or not v[10] then return nil, {R.NOT_ENTITLED, s[5], false, false, false} end
+  if not v[8] then return nil, reject_array(R.NOT_ENTITLED, s[4]) end
+  if not v[9] or not v[10] then return nil, reject_array(R.NOT_ENTITLED, s[5]) end
+  local aggs = read_nodes(agg_key, s)
   local path = {}
   for i = 1, 5 do
-    path[i] = {scope = s[i], rec = recs[i], agg = read_agg(agg_key, s[i]), agg_key = agg_key,
-      windows = windows_of(s[i], recs[i], mtype)}
+    path[i] = {scope = s[i], rec = recs[i], agg = aggs[i], windows = windows_of(recs[i], mtype)}
   end
   return path, nil, tonumber(v[2])
 end
 
--- A reject found before the limit checks, in the decision array shape.
-local function reject_array(r, notional)
-  r[6] = notional or 0
-  r[7] = 0
-  r[8] = 0
-  return r
+local function path_aggs(path)
+  local a = {}
+  for i, nd in ipairs(path) do a[i] = nd.agg end
+  return a
 end
 
-local ORDER_FIELDS = {'st', 'firm', 'desk', 'account', 'strategy', 'trader', 'side', 'qty',
-  'pn', 'ps', 'mu', 'cum', 'res', 'fn'}
-
--- The order record as a table, or nil if there is none (or it was a reject).
+--[[
+  Order hash: "fp" fingerprint, "dec" first decision (msgpack), "st" state
+  (open | filled | released | rejected), "o" msgpack {firm, desk, account,
+  strategy, trader, symbol, side, minor units}, "qty", "pn", "ps" (order qty
+  and price), "cum" filled qty, "res" reserved notional, "fn" filled notional,
+  "f|<fill id>" per fill seen.
+]]
 local function load_order(order_key)
-  local v = rcall('HMGET', order_key, unpack(ORDER_FIELDS))
+  local v = rcall('HMGET', order_key, 'st', 'o', 'qty', 'pn', 'ps', 'cum', 'res', 'fn')
   if not v[1] or v[1] == 'rejected' then return nil end
-  local o = {}
-  for i, f in ipairs(ORDER_FIELDS) do o[f] = v[i] end
-  for _, f in ipairs({'qty', 'pn', 'ps', 'mu', 'cum', 'res', 'fn'}) do o[f] = tonumber(o[f]) end
-  o.scopes = {'firm:' .. o.firm, 'desk:' .. o.desk, 'account:' .. o.account,
-    'strategy:' .. o.strategy, 'trader:' .. o.trader}
-  return o
+  local p = cmsgpack.unpack(v[2])
+  return {st = v[1], side = p[7], mu = p[8], qty = tonumber(v[3]), pn = tonumber(v[4]),
+    ps = tonumber(v[5]), cum = tonumber(v[6]), res = tonumber(v[7]), fn = tonumber(v[8]),
+    scopes = {'firm:' .. p[1], 'desk:' .. p[2], 'account:' .. p[3], 'strategy:' .. p[4],
+      'trader:' .. p[5]}}
 end
 
 local function open_members(o, order_id)

@@ -1,61 +1,51 @@
 --[[
-  Message windows: a ring of SLOTS buckets per (node, type, window) in the
-  firm's aggregate hash, fields "<scope>|m|<type>|<win>|<slot>" plus "|h",
-  the absolute index of the newest bucket written.
-
-  A window of W ms is cut into 10 buckets of W/10 ms; the ring keeps 11, the
-  buckets that overlap [now - W, now]. The count is the sum of those buckets,
-  so it includes every message of the true sliding window plus at most one
-  bucket (W/10) of older ones: the check may refuse up to W/10 early and never
-  lets more than the limit through in any window of length W. Memory per node
-  is 12 fields per configured window whatever the rate. Time is the server's
-  (TIME), so every gateway agrees; a clock that steps back is treated as "now
-  = newest bucket", which only counts more.
+  Message windows. A window of W ms is cut into 10 buckets of W/10 ms; its
+  ring keeps the 11 buckets that overlap [now - W, now] as the array
+  {head, c0, ..., c10}: head is the absolute index of the newest bucket
+  written, slot k holds the count of the newest bucket idx <= head with
+  idx % 11 == k. The count is the sum of the slots whose bucket is one of the
+  11 newest, so it includes every message of the true sliding window plus at
+  most one bucket (W/10) of older ones: the check may refuse up to W/10 early
+  and never lets more than the limit through in any window of length W.
+  Memory is 12 numbers per configured window and node, whatever the rate.
+  Time is the server's (TIME), so every gateway agrees; a clock that steps
+  back counts as "now = newest bucket", which only counts more.
 ]]
 local SLOTS = 11
 local WINDOWS = {{name = 'per_second', ms = 1000}, {name = 'per_10s', ms = 10000}}
 
-local function ring_fields(base)
-  local f = {base .. 'h'}
-  for i = 0, SLOTS - 1 do f[#f + 1] = base .. i end
-  return f
-end
-
--- Returns count in the window and the bucket index "now" falls in.
-local function ring_count(agg_key, base, width_ms, now)
-  local v = rcall('HMGET', agg_key, unpack(ring_fields(base)))
-  local head = tonumber(v[1])
-  local cur = math.floor(now / width_ms)
-  if head == nil then return 0, cur end
-  if cur < head then cur = head end
+local function ring_count(ring, width, now)
+  if not ring then return 0 end
+  local head = ring[1]
+  local cur = math.max(math.floor(now / width), head)
   local total = 0
   for k = 0, SLOTS - 1 do
-    local idx = head - ((head - k) % SLOTS)
-    if idx > cur - SLOTS then total = total + num(v[k + 2]) end
+    if head - ((head - k) % SLOTS) > cur - SLOTS then total = total + ring[k + 2] end
   end
-  return total, cur
+  return total
 end
 
-local function ring_add(agg_key, base, width_ms, now)
-  local cur = math.floor(now / width_ms)
-  local head = tonumber(rcall('HGET', agg_key, base .. 'h'))
-  if head ~= nil and cur < head then cur = head end
-  if head == nil or cur > head then
-    local clear = {}
-    local from = head == nil and cur - SLOTS + 1 or math.max(head + 1, cur - SLOTS + 1)
-    for idx = from, cur do
-      clear[#clear + 1] = base .. (idx % SLOTS)
-      clear[#clear + 1] = 0
-    end
-    rcall('HSET', agg_key, base .. 'h', fmt(cur), unpack(clear))
+local function ring_add(ring, width, now)
+  local cur = math.floor(now / width)
+  if not ring then
+    ring = {cur}
+    for k = 0, SLOTS - 1 do ring[k + 2] = 0 end
   end
-  rcall('HINCRBY', agg_key, base .. (cur % SLOTS), 1)
+  local head = ring[1]
+  if cur > head then
+    for idx = math.max(head + 1, cur - SLOTS + 1), cur do ring[(idx % SLOTS) + 2] = 0 end
+    ring[1] = cur
+  else
+    cur = head
+  end
+  ring[(cur % SLOTS) + 2] = ring[(cur % SLOTS) + 2] + 1
+  return ring
 end
 
--- The (limit, base, width) of every window configured at a node for a message type.
-local function windows_of(scope, node, mtype)
+-- The windows configured at a node for a message type: {limit, name, key, width}.
+local function windows_of(rec, mtype)
   local out = {}
-  local m = node.m
+  local m = rec.m
   if not m then return out end
   for _, t in ipairs({'all', mtype}) do
     local lim = m[t]
@@ -63,7 +53,7 @@ local function windows_of(scope, node, mtype)
       for _, w in ipairs(WINDOWS) do
         if lim[w.name] then
           out[#out + 1] = {limit = lim[w.name], name = t .. '.' .. w.name,
-            base = scope .. '|m|' .. t .. '|' .. w.ms .. '|', width = w.ms / 10}
+            key = t .. '|' .. w.ms, width = w.ms / 10}
         end
       end
     end
