@@ -75,12 +75,14 @@ class EmbeddedRedis:
         port: int | None = None,
         datadir: str | None = None,
         appendonly: bool = False,
+        extra_args: list[str] | None = None,
     ) -> None:
         self.binary = binary or find_server()
         self.port = port or free_port()
         self._tmp = None if datadir else tempfile.TemporaryDirectory(prefix="ledger-redis-")
         self.datadir = datadir or self._tmp.name  # type: ignore[union-attr]
         self.appendonly = appendonly
+        self.extra_args = list(extra_args or [])
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -95,6 +97,7 @@ class EmbeddedRedis:
         ]
         if self.appendonly:
             args += ["--appendonly", "yes", "--appendfsync", "always"]
+        args += self.extra_args
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout_s
         client = redis.Redis(port=self.port, socket_timeout=0.5)

@@ -88,7 +88,8 @@ def load(
         if code.decode() != Reason.OK.value:
             raise LedgerError(f"policy load of firm {firm} lost a race with another load; retry")
     now_ms = int(time.time() * 1000)
-    pipe = client.pipeline(transaction=True)
+    # These keys live in different cluster slots: no MULTI on a cluster.
+    pipe = client.pipeline(transaction=not keys.cluster)
     pipe.hset(
         keys.policy_doc(),
         mapping={"doc": policy.pack(), "rev": rev, "sha": policy.sha256, "by": by,

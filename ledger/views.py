@@ -74,10 +74,9 @@ def utilization(client: redis.Redis, keys: Keys, policy: Policy, scope: str) -> 
         by_firm[node.firm].append(node)
     rows: list[UtilizationRow] = []
     for firm, firm_nodes in by_firm.items():
-        pipe = client.pipeline(transaction=True)
-        pipe.time()
-        pipe.hmget(keys.agg(firm), [n.scope for n in firm_nodes])
-        (seconds, micros), blobs = pipe.execute()
+        # One HMGET of one hash: an atomic snapshot of the firm's nodes.
+        blobs = client.hmget(keys.agg(firm), [n.scope for n in firm_nodes])
+        seconds, micros = client.time()
         now_ms = seconds * 1000 + micros // 1000
         for node, blob in zip(firm_nodes, blobs, strict=True):
             agg, rings = _unpack_node(blob)
