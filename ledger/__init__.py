@@ -13,7 +13,15 @@ from ledger.errors import InvalidInput, LedgerError, LedgerUnavailable, PolicyEr
 from ledger.order import Order
 from ledger.policy import Policy, load_policy_file, parse_policy
 from ledger.reasons import REJECT_REASONS, Reason
-from ledger.results import Breach, Decision, FillResult, Kill, KillResult, ReleaseResult, UtilizationRow
+from ledger.results import (
+    Breach,
+    Decision,
+    FillResult,
+    Kill,
+    KillResult,
+    ReleaseResult,
+    UtilizationRow,
+)
 
 __all__ = [
     "Ledger",

@@ -84,7 +84,9 @@ class Ledger:
             )
         else:
             client = redis.Redis.from_url(
-                url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
+                url,
+                socket_timeout=timeout_s,
+                socket_connect_timeout=timeout_s,
                 health_check_interval=0,
             )
         return cls(client, cluster=cluster, **kwargs)
@@ -98,18 +100,19 @@ class Ledger:
         except redis.RedisError as exc:
             raise LedgerUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
-    def _call(self, fn: Callable[[], T]) -> T:
+    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` with every Redis failure raised as LedgerUnavailable."""
         with self._redis_errors():
-            return fn()
+            return fn(*args, **kwargs)
 
     def policy(self, refresh: bool = False) -> Policy | None:
         """The cached policy (fetched on first use or when ``refresh``)."""
         if self._policy is None or refresh:
-            current = self._call(lambda: policy_store.revision(self.redis, self.keys))
+            current = self._call(policy_store.revision, self.redis, self.keys)
             if current is None:
                 self._policy = None
             elif self._policy is None or self._policy[0] != current:
-                self._policy = self._call(lambda: policy_store.fetch(self.redis, self.keys))
+                self._policy = self._call(policy_store.fetch, self.redis, self.keys)
                 self._firms = self._known_firms()
         return self._policy[1] if self._policy else None
 
@@ -138,7 +141,7 @@ class Ledger:
         return found[0] if found else None
 
     def _known_firms(self) -> list[str]:
-        return sorted(_s(m) for m in self._call(lambda: self.redis.smembers(self.keys.firms())))
+        return sorted(_s(m) for m in self._call(self.redis.smembers, self.keys.firms()))
 
     def _remember(self, order_id: str, firm: str) -> None:
         with self._lock:
@@ -154,10 +157,14 @@ class Ledger:
             source = source or str(policy)
             policy = load_policy_file(policy)
         rev = self._call(
-            lambda: policy_store.load(
-                self.redis, self.keys, self.scripts, policy, by=by, source=source,
-                audit_maxlen=self.audit_maxlen,
-            )
+            policy_store.load,
+            self.redis,
+            self.keys,
+            self.scripts,
+            policy,
+            by=by,
+            source=source,
+            audit_maxlen=self.audit_maxlen,
         )
         self._policy = (rev, policy)
         self._firms = self._known_firms()
@@ -190,13 +197,33 @@ class Ledger:
                 return Decision.reject(o.order_id, Reason.INVALID_ORDER, str(exc))
             k = self.keys
             raw = self._call(
-                lambda firm=firm, desk=desk: self.scripts.reserve(  # type: ignore[misc]
-                    [k.policy(firm), k.kills(firm), k.global_kill(firm), k.order(firm, o.order_id),
-                     k.agg(firm), k.open_index(firm), k.audit(firm)],
-                    [o.order_id, firm, desk, o.account, o.strategy, o.trader, o.symbol, o.side,
-                     valid.qty, valid.price.numerator, valid.price.scale, valid.fingerprint,
-                     self.actor, self.audit_maxlen, self.reject_ttl_ms],
-                )
+                self.scripts.reserve,
+                [
+                    k.policy(firm),
+                    k.kills(firm),
+                    k.global_kill(firm),
+                    k.order(firm, o.order_id),
+                    k.agg(firm),
+                    k.open_index(firm),
+                    k.audit(firm),
+                ],
+                [
+                    o.order_id,
+                    firm,
+                    desk,
+                    o.account,
+                    o.strategy,
+                    o.trader,
+                    o.symbol,
+                    o.side,
+                    valid.qty,
+                    valid.price.numerator,
+                    valid.price.scale,
+                    valid.fingerprint,
+                    self.actor,
+                    self.audit_maxlen,
+                    self.reject_ttl_ms,
+                ],
             )
             decision = Decision.from_script(o.order_id, raw)
             if decision.accepted:
@@ -210,7 +237,9 @@ class Ledger:
         check_id(order_id, field)
         return self._firm_of_order(order_id)
 
-    def replace(self, order_id: str, qty: str | int | Decimal, price: str | int | Decimal) -> Decision:
+    def replace(
+        self, order_id: str, qty: str | int | Decimal, price: str | int | Decimal
+    ) -> Decision:
         """Modify an open order to a new total qty and price; re-checked, all-or-nothing."""
         try:
             check_id(order_id, "order_id")
@@ -225,12 +254,23 @@ class Ledger:
             return Decision.reject(order_id, Reason.UNKNOWN_ORDER, "no such order")
         k = self.keys
         raw = self._call(
-            lambda: self.scripts.replace(
-                [k.policy(firm), k.kills(firm), k.global_kill(firm), k.order(firm, order_id),
-                 k.agg(firm), k.audit(firm)],
-                [order_id, new_qty, new_price.numerator, new_price.scale, self.actor,
-                 self.audit_maxlen],
-            )
+            self.scripts.replace,
+            [
+                k.policy(firm),
+                k.kills(firm),
+                k.global_kill(firm),
+                k.order(firm, order_id),
+                k.agg(firm),
+                k.audit(firm),
+            ],
+            [
+                order_id,
+                new_qty,
+                new_price.numerator,
+                new_price.scale,
+                self.actor,
+                self.audit_maxlen,
+            ],
         )
         return Decision.from_script(order_id, raw)
 
@@ -244,10 +284,9 @@ class Ledger:
             return Decision.reject(order_id, Reason.UNKNOWN_ORDER, "no such order")
         k = self.keys
         raw = self._call(
-            lambda: self.scripts.cancel(
-                [k.policy(firm), k.order(firm, order_id), k.agg(firm), k.audit(firm)],
-                [order_id, self.actor, self.audit_maxlen],
-            )
+            self.scripts.cancel,
+            [k.policy(firm), k.order(firm, order_id), k.agg(firm), k.audit(firm)],
+            [order_id, self.actor, self.audit_maxlen],
         )
         return Decision.from_script(order_id, raw)
 
@@ -260,10 +299,9 @@ class Ledger:
             return ReleaseResult(order_id, Reason.UNKNOWN_ORDER)
         k = self.keys
         raw = self._call(
-            lambda: self.scripts.release(
-                [k.order(firm, order_id), k.agg(firm), k.open_index(firm), k.audit(firm)],
-                [order_id, reason, self.actor, self.audit_maxlen],
-            )
+            self.scripts.release,
+            [k.order(firm, order_id), k.agg(firm), k.open_index(firm), k.audit(firm)],
+            [order_id, reason, self.actor, self.audit_maxlen],
         )
         return ReleaseResult(order_id, Reason(_s(raw[0])), int(raw[1]), bool(raw[2]))
 
@@ -281,15 +319,28 @@ class Ledger:
             return FillResult(order_id, fill_id, Reason.UNKNOWN_ORDER)
         k = self.keys
         raw = self._call(
-            lambda: self.scripts.fill(
-                [k.order(firm, order_id), k.agg(firm), k.open_index(firm), k.audit(firm)],
-                [order_id, fill_id, fill_qty, fill_price.numerator, fill_price.scale, self.actor,
-                 self.audit_maxlen],
-            )
+            self.scripts.fill,
+            [k.order(firm, order_id), k.agg(firm), k.open_index(firm), k.audit(firm)],
+            [
+                order_id,
+                fill_id,
+                fill_qty,
+                fill_price.numerator,
+                fill_price.scale,
+                self.actor,
+                self.audit_maxlen,
+            ],
         )
         return FillResult(
-            order_id, fill_id, Reason(_s(raw[0])), int(raw[1]), int(raw[2]), int(raw[3]),
-            int(raw[4]), bool(raw[5]), bool(raw[6]),
+            order_id,
+            fill_id,
+            Reason(_s(raw[0])),
+            int(raw[1]),
+            int(raw[2]),
+            int(raw[3]),
+            int(raw[4]),
+            bool(raw[5]),
+            bool(raw[6]),
         )
 
     # -- kill switches ------------------------------------------------------------
@@ -300,9 +351,13 @@ class Ledger:
                 raise InvalidInput(name, "must be a non-empty text of at most 500 characters")
         kind, _, node_id = scope.partition(":")
         if scope != "global" and (kind not in KINDS or not node_id):
-            raise InvalidInput("scope", "must be 'global' or kind:id with kind in " + ", ".join(KINDS))
+            raise InvalidInput(
+                "scope", "must be 'global' or kind:id with kind in " + ", ".join(KINDS)
+            )
         if scope == "global":
-            firms = sorted(set(self.policy().firms if self.policy() else []) | set(self._known_firms()))
+            firms = sorted(
+                set(self.policy().firms if self.policy() else []) | set(self._known_firms())
+            )
         else:
             try:
                 firms = [self._firm_of_scope(scope)]
@@ -317,11 +372,15 @@ class Ledger:
         k = self.keys
         for firm in firms:
             raw = self._call(
-                lambda firm=firm: self.scripts.kill(  # type: ignore[misc]
-                    [k.policy(firm), k.kills(firm), k.global_kill(firm), k.open_index(firm),
-                     k.audit(firm)],
-                    [op, scope, by, reason, self.audit_maxlen, firm],
-                )
+                self.scripts.kill,
+                [
+                    k.policy(firm),
+                    k.kills(firm),
+                    k.global_kill(firm),
+                    k.open_index(firm),
+                    k.audit(firm),
+                ],
+                [op, scope, by, reason, self.audit_maxlen, firm],
             )
             if _s(raw[0]) != Reason.OK.value:
                 raise UnknownScope(f"{scope}: no such node in firm {firm}'s policy")
@@ -332,15 +391,25 @@ class Ledger:
     def _set_global_plain(self, op: str, by: str, reason: str) -> bool:
         """Set or clear ``P:kill:global`` with its who/when; True if that changed it."""
         k = self.keys
-        record = msgpack.packb({"op": op, "t": int(time.time() * 1000), "scope": "global",
-                                "by": by, "why": reason, "code": "OK"})
+        record = msgpack.packb(
+            {
+                "op": op,
+                "t": int(time.time() * 1000),
+                "scope": "global",
+                "by": by,
+                "why": reason,
+                "code": "OK",
+            }
+        )
         with self._redis_errors():
             pipe = self.redis.pipeline(transaction=True)
             pipe.exists(k.global_kill())
             if op == "kill":
                 pipe.set(k.global_kill(), reason)
-                pipe.hset(k.global_kill_meta(), mapping={"by": by, "why": reason,
-                                                         "at_ms": int(time.time() * 1000)})
+                pipe.hset(
+                    k.global_kill_meta(),
+                    mapping={"by": by, "why": reason, "at_ms": int(time.time() * 1000)},
+                )
             else:
                 pipe.delete(k.global_kill(), k.global_kill_meta())
             pipe.xadd(k.audit(), {"m": record}, maxlen=self.audit_maxlen, approximate=True)
@@ -378,13 +447,17 @@ class Ledger:
         if raw[0] is not None:
             meta = {_s(a): _s(b) for a, b in raw[1].items()}
             out["global"] = Kill(
-                "global", meta.get("by", "unknown (set directly on Redis)"),
-                meta.get("why", _s(raw[0])), int(meta["at_ms"]) if "at_ms" in meta else None,
+                "global",
+                meta.get("by", "unknown (set directly on Redis)"),
+                meta.get("why", _s(raw[0])),
+                int(meta["at_ms"]) if "at_ms" in meta else None,
             )
         for entries in raw[2:]:
             for scope, blob in entries.items():
                 rec = msgpack.unpackb(blob, raw=False)
-                out.setdefault(_s(scope), Kill(_s(scope), rec.get("by"), rec.get("why"), rec.get("t")))
+                out.setdefault(
+                    _s(scope), Kill(_s(scope), rec.get("by"), rec.get("why"), rec.get("t"))
+                )
         return sorted(out.values(), key=lambda x: x.scope)
 
     def ping(self) -> bool:
@@ -407,13 +480,15 @@ class Ledger:
             return []
         if scope != "global" and policy.node(scope) is None:
             raise UnknownScope(f"{scope}: no such node in the loaded policy")
-        return self._call(lambda: views.utilization(self.redis, self.keys, policy, scope))
+        return self._call(views.utilization, self.redis, self.keys, policy, scope)
 
     def audit_tail(self, count: int = 100) -> list[dict[str, Any]]:
         """The newest audit records of every stream, oldest first."""
-        return self._call(lambda: views.audit_tail(self.redis, self.keys, self._known_firms(), count))
+        return self._call(
+            lambda: views.audit_tail(self.redis, self.keys, self._known_firms(), count)
+        )
 
     def check(self) -> views.CheckReport:
         """Verify aggregates against the orders and every enforced budget."""
         policy = self.policy(refresh=True)
-        return self._call(lambda: views.check(self.redis, self.keys, policy, self._known_firms()))
+        return self._call(views.check, self.redis, self.keys, policy, self._known_firms())

@@ -91,9 +91,21 @@ class EmbeddedRedis:
 
     def start(self, timeout_s: float = 10.0) -> EmbeddedRedis:
         args = [
-            self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.datadir,
-            "--save", "", "--protected-mode", "yes", "--daemonize", "no",
-            "--logfile", os.path.join(self.datadir, "server.log"),
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            self.datadir,
+            "--save",
+            "",
+            "--protected-mode",
+            "yes",
+            "--daemonize",
+            "no",
+            "--logfile",
+            os.path.join(self.datadir, "server.log"),
         ]
         if self.appendonly:
             args += ["--appendonly", "yes", "--appendfsync", "always"]
@@ -108,7 +120,9 @@ class EmbeddedRedis:
                     return self
                 except redis.ConnectionError:
                     if self.process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"{self.binary} did not start on port {self.port}") from None
+                        raise RuntimeError(
+                            f"{self.binary} did not start on port {self.port}"
+                        ) from None
                     time.sleep(0.02)
         finally:
             client.close()

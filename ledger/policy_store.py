@@ -40,7 +40,11 @@ def _record(node: Node) -> bytes:
 
 def firm_fields(policy: Policy, firm: str, rev: int) -> dict[str, Any]:
     """Every field of one firm's policy hash."""
-    fields: dict[str, Any] = {"meta|rev": rev, "meta|sha": policy.sha256, "meta|mu": policy.minor_units}
+    fields: dict[str, Any] = {
+        "meta|rev": rev,
+        "meta|sha": policy.sha256,
+        "meta|mu": policy.minor_units,
+    }
     for node in policy.nodes.values():
         if node.firm != firm:
             continue
@@ -73,7 +77,11 @@ def load(
     known = {m.decode() for m in client.smembers(keys.firms())}
     firms = policy.firms
     for firm in [*firms, *sorted(known - set(firms))]:
-        fields = firm_fields(policy, firm, rev) if firm in firms else {"meta|rev": rev, "meta|removed": 1}
+        fields = (
+            firm_fields(policy, firm, rev)
+            if firm in firms
+            else {"meta|rev": rev, "meta|removed": 1}
+        )
         staging = keys.policy_next(firm)
         pipe = client.pipeline(transaction=False)
         pipe.delete(staging)
@@ -92,15 +100,33 @@ def load(
     pipe = client.pipeline(transaction=not keys.cluster)
     pipe.hset(
         keys.policy_doc(),
-        mapping={"doc": policy.pack(), "rev": rev, "sha": policy.sha256, "by": by,
-                 "source": source, "at_ms": now_ms},
+        mapping={
+            "doc": policy.pack(),
+            "rev": rev,
+            "sha": policy.sha256,
+            "by": by,
+            "source": source,
+            "at_ms": now_ms,
+        },
     )
     if firms:
         pipe.sadd(keys.firms(), *firms)
     pipe.xadd(
         keys.audit(),
-        {"m": msgpack.packb({"op": "policy_load", "t": now_ms, "rev": rev, "sha": policy.sha256,
-                             "by": by, "source": source, "firms": firms, "code": "OK"})},
+        {
+            "m": msgpack.packb(
+                {
+                    "op": "policy_load",
+                    "t": now_ms,
+                    "rev": rev,
+                    "sha": policy.sha256,
+                    "by": by,
+                    "source": source,
+                    "firms": firms,
+                    "code": "OK",
+                }
+            )
+        },
         maxlen=audit_maxlen,
         approximate=True,
     )

@@ -11,12 +11,12 @@ match on them): add new ones, never rename or reuse one.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 __all__ = ["Reason", "REJECT_REASONS"]
 
 
-class Reason(str, Enum):
+class Reason(StrEnum):
     """Why a decision came out the way it did."""
 
     #: The order was accepted (and reserved).

@@ -53,7 +53,9 @@ class Decision:
     message: str = ""
 
     @classmethod
-    def reject(cls, order_id: str, reason: Reason, message: str = "", scope: str | None = None) -> Decision:
+    def reject(
+        cls, order_id: str, reason: Reason, message: str = "", scope: str | None = None
+    ) -> Decision:
         return cls(order_id=order_id, accepted=False, reason=reason, scope=scope, message=message)
 
     @classmethod
@@ -88,8 +90,13 @@ class Decision:
             "notional": self.notional,
             "replayed": self.replayed,
             "shadow": [
-                {"reason": b.reason.value, "scope": b.scope, "limit": b.limit, "used": b.used,
-                 "requested": b.requested}
+                {
+                    "reason": b.reason.value,
+                    "scope": b.scope,
+                    "limit": b.limit,
+                    "used": b.used,
+                    "requested": b.requested,
+                }
                 for b in self.shadow
             ],
             "message": self.message,

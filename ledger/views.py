@@ -66,7 +66,9 @@ def _ring_count(ring: list[int] | None, window_ms: int, now_ms: int) -> int:
     return total
 
 
-def utilization(client: redis.Redis, keys: Keys, policy: Policy, scope: str) -> list[UtilizationRow]:
+def utilization(
+    client: redis.Redis, keys: Keys, policy: Policy, scope: str
+) -> list[UtilizationRow]:
     """Per node under ``scope`` and per limit: used against limit, from one atomic snapshot."""
     nodes = policy.subtree(scope)
     by_firm: dict[str, list[Node]] = defaultdict(list)
@@ -86,8 +88,15 @@ def utilization(client: redis.Redis, keys: Keys, policy: Policy, scope: str) -> 
                     cap = getattr(caps, name)
                     if cap:
                         count = _ring_count(rings.get(f"{mtype}|{window_ms}"), window_ms, now_ms)
-                        rows.append(UtilizationRow(node.scope, f"messages.{mtype}.{name}", count,
-                                                   cap, "messages" in node.limits.shadow))
+                        rows.append(
+                            UtilizationRow(
+                                node.scope,
+                                f"messages.{mtype}.{name}",
+                                count,
+                                cap,
+                                "messages" in node.limits.shadow,
+                            )
+                        )
     return rows
 
 
@@ -112,7 +121,9 @@ def aggregates(client: redis.Redis, keys: Keys, firm: str) -> dict[str, Aggregat
     }
 
 
-def audit_tail(client: redis.Redis, keys: Keys, firms: Iterable[str], count: int) -> list[dict[str, Any]]:
+def audit_tail(
+    client: redis.Redis, keys: Keys, firms: Iterable[str], count: int
+) -> list[dict[str, Any]]:
     """The newest ``count`` audit records over the global and every firm stream, oldest first."""
     streams = [keys.audit()] + [keys.audit(f) for f in firms]
     pipe = client.pipeline(transaction=False)
@@ -131,7 +142,9 @@ def audit_tail(client: redis.Redis, keys: Keys, firms: Iterable[str], count: int
 
 
 def audit_json(record: dict[str, Any]) -> str:
-    return json.dumps(record, sort_keys=True, default=lambda b: b.decode() if isinstance(b, bytes) else str(b))
+    return json.dumps(
+        record, sort_keys=True, default=lambda b: b.decode() if isinstance(b, bytes) else str(b)
+    )
 
 
 @dataclass
@@ -165,7 +178,9 @@ def _order_sums(client: redis.Redis, keys: Keys, firm: str) -> tuple[dict[str, A
             count += 1
             *path, _symbol, side, _mu = msgpack.unpackb(shape, raw=False)
             buy = side == "buy"
-            for kind, node_id in zip(("firm", "desk", "account", "strategy", "trader"), path, strict=True):
+            for kind, node_id in zip(
+                ("firm", "desk", "account", "strategy", "trader"), path, strict=True
+            ):
                 agg = sums[f"{kind}:{node_id}"]
                 if buy:
                     agg.ob += _int(res)
@@ -184,7 +199,9 @@ def _order_sums(client: redis.Redis, keys: Keys, firm: str) -> tuple[dict[str, A
     return dict(sums), count
 
 
-def check(client: redis.Redis, keys: Keys, policy: Policy | None, firms: list[str], attempts: int = 5) -> CheckReport:
+def check(
+    client: redis.Redis, keys: Keys, policy: Policy | None, firms: list[str], attempts: int = 5
+) -> CheckReport:
     """Every node's aggregates equal the sums over its orders; no enforced budget is exceeded.
 
     The order scan is not atomic with trading; a firm whose aggregates change
@@ -212,5 +229,7 @@ def check(client: redis.Redis, keys: Keys, policy: Policy | None, firms: list[st
                 continue
             for row in _node_rows(node, have):
                 if row.used > row.limit and not row.shadow:
-                    report.breaches.append(f"{scope}: {row.limit_name} used {row.used} > limit {row.limit}")
+                    report.breaches.append(
+                        f"{scope}: {row.limit_name} used {row.used} > limit {row.limit}"
+                    )
     return report

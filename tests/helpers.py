@@ -22,7 +22,10 @@ TIGHT: dict[str, Any] = {
                     "id": "D1",
                     "limits": {"max_gross_notional": "50000", "max_open_orders": 6},
                     "accounts": [
-                        {"id": "A1", "limits": {"max_order_qty": 1000, "max_order_notional": "20000"}},
+                        {
+                            "id": "A1",
+                            "limits": {"max_order_qty": 1000, "max_order_notional": "20000"},
+                        },
                         {"id": "A2", "limits": {"max_order_qty": 500}},
                     ],
                 },
@@ -35,8 +38,12 @@ TIGHT: dict[str, Any] = {
         {"id": "S2", "accounts": ["A3"]},
     ],
     "traders": [
-        {"id": "T1", "accounts": ["A1", "A2"], "strategies": ["S1"],
-         "limits": {"max_gross_notional": "40000", "max_net_notional": "30000"}},
+        {
+            "id": "T1",
+            "accounts": ["A1", "A2"],
+            "strategies": ["S1"],
+            "limits": {"max_gross_notional": "40000", "max_net_notional": "30000"},
+        },
         {"id": "T2", "accounts": ["A3"], "strategies": ["S2"]},
     ],
 }
@@ -48,8 +55,16 @@ def tight_policy(**changes: Any) -> Any:
     return parse_policy(doc, source="tight")
 
 
-def order(order_id: str, qty: str = "10", price: str = "100", side: str = "buy",
-          trader: str = "T1", strategy: str = "S1", account: str = "A1", symbol: str = "XYZ") -> Order:
+def order(
+    order_id: str,
+    qty: str = "10",
+    price: str = "100",
+    side: str = "buy",
+    trader: str = "T1",
+    strategy: str = "S1",
+    account: str = "A1",
+    symbol: str = "XYZ",
+) -> Order:
     return Order(order_id, trader, strategy, account, symbol, side, qty, price)
 
 

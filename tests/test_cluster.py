@@ -19,8 +19,13 @@ SHARDS = ((0, 5460), (5461, 10922), (10923, 16383))
 def _policy_doc(firms: list[str]) -> dict:
     doc: dict = {"version": 1, "currency": "USD", "firms": [], "strategies": [], "traders": []}
     for f in firms:
-        doc["firms"].append({"id": f, "limits": {"max_gross_notional": "1000"},
-                             "desks": [{"id": f"D-{f}", "accounts": [{"id": f"A-{f}"}]}]})
+        doc["firms"].append(
+            {
+                "id": f,
+                "limits": {"max_gross_notional": "1000"},
+                "desks": [{"id": f"D-{f}", "accounts": [{"id": f"A-{f}"}]}],
+            }
+        )
         doc["strategies"].append({"id": f"S-{f}", "accounts": [f"A-{f}"]})
         doc["traders"].append({"id": f"T-{f}", "accounts": [f"A-{f}"], "strategies": [f"S-{f}"]})
     return doc
@@ -56,7 +61,9 @@ def _firms_on_distinct_shards() -> list[str]:
     found: dict[int, str] = {}
     for i in range(100):
         firm = f"FIRM{i}"
-        shard = next(j for j, (lo, hi) in enumerate(SHARDS) if lo <= key_slot(f"{{{firm}}}".encode()) <= hi)
+        shard = next(
+            j for j, (lo, hi) in enumerate(SHARDS) if lo <= key_slot(f"{{{firm}}}".encode()) <= hi
+        )
         found.setdefault(shard, firm)
     return [found[j] for j in sorted(found)]
 
@@ -67,17 +74,29 @@ def test_firms_spread_over_shards_trade_kill_and_release(cluster):
     lg = Ledger.from_url(f"redis://127.0.0.1:{cluster[0].port}/0", cluster=True, timeout_s=2.0)
     lg.load_policy(parse_policy(_policy_doc(firms)), by="test")
     for f in firms:
-        o = order(f"o-{f}", qty="5", price="100", trader=f"T-{f}", strategy=f"S-{f}", account=f"A-{f}")
+        o = order(
+            f"o-{f}", qty="5", price="100", trader=f"T-{f}", strategy=f"S-{f}", account=f"A-{f}"
+        )
         assert lg.reserve(o).accepted
-        d = lg.reserve(order(f"big-{f}", qty="6", price="100", trader=f"T-{f}",
-                             strategy=f"S-{f}", account=f"A-{f}"))
+        d = lg.reserve(
+            order(
+                f"big-{f}",
+                qty="6",
+                price="100",
+                trader=f"T-{f}",
+                strategy=f"S-{f}",
+                account=f"A-{f}",
+            )
+        )
         assert (d.reason, d.scope) == (Reason.GROSS_LIMIT, f"firm:{f}")
     assert lg.fill(f"o-{firms[0]}", "f1", qty="2", price="100").ok
     killed = lg.kill("global", by="ops", reason="cluster drill")
     assert sorted(killed.open_orders) == sorted(f"o-{f}" for f in firms)
     for f in firms:
-        assert lg.reserve(order(f"n-{f}", trader=f"T-{f}", strategy=f"S-{f}",
-                                account=f"A-{f}")).reason == Reason.KILL_SWITCH
+        assert (
+            lg.reserve(order(f"n-{f}", trader=f"T-{f}", strategy=f"S-{f}", account=f"A-{f}")).reason
+            == Reason.KILL_SWITCH
+        )
     lg.unkill("global", by="ops", reason="drill over")
     for f in firms:
         assert lg.release(f"o-{f}", reason="cancelled").ok

@@ -78,10 +78,15 @@ def test_kill_of_unknown_scope_is_an_error_and_changes_nothing(lg):
 def test_kills_and_unkills_are_audited_with_who_and_why(lg):
     lg.kill("desk:D1", by="ops-1", reason="feed anomaly")
     lg.unkill("desk:D1", by="ops-2", reason="feed fixed")
-    records = [(r["op"], r["scope"], r["by"], r["why"]) for r in lg.audit_tail(20)
-               if r["op"] in ("kill", "unkill")]
-    assert records == [("kill", "desk:D1", "ops-1", "feed anomaly"),
-                       ("unkill", "desk:D1", "ops-2", "feed fixed")]
+    records = [
+        (r["op"], r["scope"], r["by"], r["why"])
+        for r in lg.audit_tail(20)
+        if r["op"] in ("kill", "unkill")
+    ]
+    assert records == [
+        ("kill", "desk:D1", "ops-1", "feed anomaly"),
+        ("unkill", "desk:D1", "ops-2", "feed fixed"),
+    ]
 
 
 def test_cluster_mode_mirrors_the_global_kill_into_the_firm_slot(redis_client):

@@ -21,7 +21,10 @@ def test_load_records_revision_who_and_sha(redis_client):
     doc = redis_client.hgetall("ledger:policy")
     assert (doc[b"rev"], doc[b"by"], doc[b"sha"]) == (b"2", b"bob", policy.sha256.encode())
     loads = [r for r in lg.audit_tail(20) if r["op"] == "policy_load"]
-    assert [(r["rev"], r["by"]) for r in loads if r["stream"] == "ledger:audit"] == [(1, "alice"), (2, "bob")]
+    assert [(r["rev"], r["by"]) for r in loads if r["stream"] == "ledger:audit"] == [
+        (1, "alice"),
+        (2, "bob"),
+    ]
     firm = [r for r in loads if r["stream"] == "ledger:{ACME}:audit"]
     assert [(r["rev"], r["previous"]) for r in firm] == [("1", False), ("2", "1")]
 
@@ -42,7 +45,8 @@ def test_a_firm_dropped_from_the_policy_refuses_orders_but_keeps_its_open_ones(r
     load(lg)
     assert lg.reserve(order("o1")).accepted
     doc = {
-        "version": 1, "currency": "USD",
+        "version": 1,
+        "currency": "USD",
         "firms": [{"id": "F2", "desks": [{"id": "X", "accounts": [{"id": "B1"}]}]}],
         "strategies": [{"id": "S1", "accounts": ["B1"]}],
         "traders": [{"id": "T1", "accounts": ["B1"], "strategies": ["S1"]}],
@@ -77,7 +81,9 @@ def test_decisions_see_old_or_new_policy_never_a_mix(redis_client):
         doc = copy.deepcopy(TIGHT)
         doc["strategies"][0].pop("limits")
         doc["firms"][0]["desks"][0]["accounts"][0]["limits"] = {
-            "max_order_qty": qty_cap, "shadow": True}
+            "max_order_qty": qty_cap,
+            "shadow": True,
+        }
         doc["traders"][0]["limits"] = {"max_gross_notional": gross_cap, "shadow": True}
         docs.append(doc)
     lg = Ledger(redis_client)

@@ -127,10 +127,25 @@ def test_trader_not_entitled_to_strategy(redis_client):
 @pytest.mark.parametrize(
     "field,value",
     [
-        ("qty", 10.0), ("qty", "-5"), ("qty", "0"), ("qty", "1e3"), ("qty", "1.5"), ("qty", "abc"),
-        ("qty", str(2**53)), ("price", 100.5), ("price", "0"), ("price", "-1"), ("price", "NaN"),
-        ("price", Decimal("Infinity")), ("price", "1" * 40), ("side", "short"), ("order_id", ""),
-        ("order_id", "a{b}"), ("order_id", "x" * 129), ("symbol", ""), ("trader", "bad id"),
+        ("qty", 10.0),
+        ("qty", "-5"),
+        ("qty", "0"),
+        ("qty", "1e3"),
+        ("qty", "1.5"),
+        ("qty", "abc"),
+        ("qty", str(2**53)),
+        ("price", 100.5),
+        ("price", "0"),
+        ("price", "-1"),
+        ("price", "NaN"),
+        ("price", Decimal("Infinity")),
+        ("price", "1" * 40),
+        ("side", "short"),
+        ("order_id", ""),
+        ("order_id", "a{b}"),
+        ("order_id", "x" * 129),
+        ("symbol", ""),
+        ("trader", "bad id"),
     ],
 )
 def test_invalid_input_is_rejected_and_changes_nothing(lg, field, value):
@@ -151,14 +166,23 @@ def test_qty_times_price_beyond_exact_range_is_invalid(lg):
 def test_max_order_qty(lg):
     assert lg.reserve(order("ok", qty="1000", price="1")).accepted
     d = lg.reserve(order("o1", qty="1001", price="1"))
-    assert (d.reason, d.scope, d.limit, d.requested) == (Reason.MAX_ORDER_QTY, "account:A1", 1000, 1001)
+    assert (d.reason, d.scope, d.limit, d.requested) == (
+        Reason.MAX_ORDER_QTY,
+        "account:A1",
+        1000,
+        1001,
+    )
 
 
 def test_max_order_notional(lg):
     assert lg.reserve(order("ok", qty="200", price="100")).accepted  # exactly 20000.00
     d = lg.reserve(order("o1", qty="200", price="100.01"))
     assert (d.reason, d.scope, d.limit, d.requested) == (
-        Reason.MAX_ORDER_NOTIONAL, "account:A1", 2_000_000, 2_000_200)
+        Reason.MAX_ORDER_NOTIONAL,
+        "account:A1",
+        2_000_000,
+        2_000_200,
+    )
 
 
 def test_open_orders_limit(lg):
@@ -166,7 +190,12 @@ def test_open_orders_limit(lg):
         assert lg.reserve(order(f"o{i}", qty="1", price="1")).accepted
     d = lg.reserve(order("o6", qty="1", price="1", account="A2"))
     assert (d.reason, d.scope, d.limit, d.used, d.requested) == (
-        Reason.OPEN_ORDERS_LIMIT, "desk:D1", 6, 6, 1)
+        Reason.OPEN_ORDERS_LIMIT,
+        "desk:D1",
+        6,
+        6,
+        1,
+    )
 
 
 def test_gross_limit_exactly_at_and_one_cent_over(lg):
@@ -174,7 +203,12 @@ def test_gross_limit_exactly_at_and_one_cent_over(lg):
     assert lg.reserve(order("o2", qty="200", price="100", account="A2", side="sell")).accepted
     d = lg.reserve(order("o3", qty="1", price="0.01", account="A2"))  # T1 gross at 40000
     assert (d.reason, d.scope, d.limit, d.used, d.requested) == (
-        Reason.GROSS_LIMIT, "trader:T1", 4_000_000, 4_000_000, 1)
+        Reason.GROSS_LIMIT,
+        "trader:T1",
+        4_000_000,
+        4_000_000,
+        1,
+    )
     assert agg(lg, "trader:T1").ob + agg(lg, "trader:T1").os == 4_000_000
 
 
@@ -182,7 +216,12 @@ def test_net_limit_blocks_increase_but_not_reduction(lg):
     assert lg.reserve(order("b1", qty="300", price="100", account="A2")).accepted  # net 30000
     d = lg.reserve(order("b2", qty="1", price="1", account="A2"))
     assert (d.reason, d.scope, d.limit, d.used, d.requested) == (
-        Reason.NET_LIMIT, "trader:T1", 3_000_000, 3_000_000, 100)
+        Reason.NET_LIMIT,
+        "trader:T1",
+        3_000_000,
+        3_000_000,
+        100,
+    )
     # A sell does not worsen the worst-case net: never blocked by it.
     assert lg.reserve(order("s1", qty="50", price="100", side="sell", account="A2")).accepted
 
@@ -194,7 +233,12 @@ def test_message_rate_counts_accepted_messages_only(lg):
         assert lg.cancel_request(f"o{i}").accepted
     d = lg.reserve(order("o9", qty="1", price="1"))
     assert (d.reason, d.scope, d.limit, d.used, d.requested) == (
-        Reason.MESSAGE_RATE, "strategy:S1", 8, 8, 1)
+        Reason.MESSAGE_RATE,
+        "strategy:S1",
+        8,
+        8,
+        1,
+    )
     # The reject was not counted, and did not reserve.
     assert agg(lg, "strategy:S1").n == 4
     d = lg.reserve(order("o10", qty="1", price="1"))
@@ -211,7 +255,8 @@ def test_shadow_limit_is_recorded_not_enforced(redis_client):
     d = lg.reserve(order("o2b", qty="100", price="1", account="A2", side="sell"))
     assert d.accepted and d.reason == Reason.OK
     assert [(b.reason, b.scope, b.limit, b.used, b.requested) for b in d.shadow] == [
-        (Reason.GROSS_LIMIT, "trader:T1", 4_000_000, 4_000_000, 10_000)]
+        (Reason.GROSS_LIMIT, "trader:T1", 4_000_000, 4_000_000, 10_000)
+    ]
     audit = [r for r in lg.audit_tail(10) if r.get("order_id") == "o2b"]
     assert audit and audit[-1]["shadow"] == 1
     # The enforced desk limit still bites behind the shadow one.
@@ -237,5 +282,7 @@ def test_every_decision_is_audited(lg):
     lg.reserve(order("o2", qty="1001"))
     records = [r for r in lg.audit_tail(50) if r["op"] == "reserve"]
     assert [(r["order_id"], r["code"], r["by"]) for r in records] == [
-        ("o1", "OK", "test"), ("o2", "MAX_ORDER_QTY", "test")]
+        ("o1", "OK", "test"),
+        ("o2", "MAX_ORDER_QTY", "test"),
+    ]
     assert records[1]["scope"] == "account:A1" and records[1]["t"] > 0
