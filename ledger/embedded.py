@@ -120,6 +120,7 @@ class EmbeddedRedis:
                     return self
                 except redis.ConnectionError:
                     if self.process.poll() is not None or time.monotonic() > deadline:
+                        self.stop()
                         raise RuntimeError(
                             f"{self.binary} did not start on port {self.port}"
                         ) from None
