@@ -170,6 +170,16 @@ class Ledger:
         self._firms = self._known_firms()
         return rev
 
+    def policy_info(self) -> dict[str, Any] | None:
+        """Revision, sha256, who loaded the live policy, when (ms) and from what source."""
+        raw = self._call(
+            self.redis.hmget, self.keys.policy_doc(), "rev", "sha", "by", "at_ms", "source"
+        )
+        if raw[0] is None:
+            return None
+        rev, sha, by, at_ms, source = (_s(v) for v in raw)
+        return {"rev": int(rev), "sha256": sha, "by": by, "at_ms": int(at_ms), "source": source}
+
     # -- order decisions --------------------------------------------------------
 
     def reserve(self, order: Order) -> Decision:
@@ -362,9 +372,10 @@ class Ledger:
             try:
                 firms = [self._firm_of_scope(scope)]
             except UnknownScope:
-                if op == "kill":
+                # A node dropped from the policy may still carry a kill to lift.
+                firms = self._firms_with_kill(scope) if op == "unkill" else []
+                if not firms:
                     raise
-                firms = self._firms_with_kill(scope)
         already, open_orders = True, []
         if scope == "global" and not self.keys.cluster:
             # The plain key first: from here on, every gateway stops.

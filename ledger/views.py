@@ -132,7 +132,11 @@ def audit_tail(
     merged = []
     for stream, entries in zip(streams, pipe.execute(), strict=True):
         for entry_id, fields in entries:
-            record = msgpack.unpackb(fields[b"m"], raw=False)
+            # Scripts write false for "no value" (a nil would end a Lua table).
+            record = {
+                k: (None if v is False else v)
+                for k, v in msgpack.unpackb(fields[b"m"], raw=False).items()
+            }
             record["entry_id"] = entry_id.decode()
             record.setdefault("t", int(record["entry_id"].split("-")[0]))
             record["stream"] = stream

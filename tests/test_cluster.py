@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
@@ -9,7 +10,7 @@ import redis
 from redis.crc import key_slot
 
 from ledger import Ledger, Reason, parse_policy
-from ledger.embedded import EmbeddedRedis
+from ledger.embedded import EmbeddedRedis, free_port
 from tests.conftest import BINARIES
 from tests.helpers import order
 
@@ -31,17 +32,32 @@ def _policy_doc(firms: list[str]) -> dict:
     return doc
 
 
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free and valid too."""
+    while True:
+        port = free_port()
+        if port < 55535:
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port + 10000))
+                except OSError:
+                    continue
+            return port
+
+
 @pytest.fixture(scope="module", params=sorted(BINARIES))
 def cluster(request, tmp_path_factory):
     nodes = []
-    for i in range(3):
-        node = EmbeddedRedis(
-            binary=BINARIES[request.param],
-            datadir=str(tmp_path_factory.mktemp(f"cluster{i}")),
-            extra_args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"],
-        )
-        nodes.append(node.start())
     try:
+        for i in range(3):
+            node = EmbeddedRedis(
+                binary=BINARIES[request.param],
+                port=_cluster_port(),
+                datadir=str(tmp_path_factory.mktemp(f"cluster{i}")),
+                extra_args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"],
+            )
+            nodes.append(node)
+            node.start()
         clients = [redis.Redis(port=n.port) for n in nodes]
         for c, (lo, hi) in zip(clients, SHARDS, strict=True):
             c.execute_command("CLUSTER ADDSLOTSRANGE", lo, hi)

@@ -98,3 +98,14 @@ def test_cluster_mode_mirrors_the_global_kill_into_the_firm_slot(redis_client):
     lg.unkill("global", by="ops", reason="r")
     assert redis_client.exists("ledger:{F1}:kill:global") == 0
     assert lg.reserve(order("o2")).accepted
+
+
+def test_unkill_of_a_scope_never_known_is_an_error(lg):
+    with pytest.raises(UnknownScope):
+        lg.unkill("desk:NOPE", by="ops", reason="r")
+
+
+def test_policy_info_says_who_loaded_what(lg):
+    info = lg.policy_info()
+    assert (info["rev"], info["by"], info["source"]) == (1, "test", "")
+    assert len(info["sha256"]) == 64 and info["at_ms"] > 0

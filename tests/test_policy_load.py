@@ -26,7 +26,7 @@ def test_load_records_revision_who_and_sha(redis_client):
         (2, "bob"),
     ]
     firm = [r for r in loads if r["stream"] == "ledger:{ACME}:audit"]
-    assert [(r["rev"], r["previous"]) for r in firm] == [("1", False), ("2", "1")]
+    assert [(r["rev"], r["previous"]) for r in firm] == [("1", None), ("2", "1")]
 
 
 def test_new_limits_apply_on_the_next_decision(redis_client):
