@@ -377,8 +377,9 @@ class Ledger:
                 if not firms:
                     raise
         already, open_orders = True, []
-        if scope == "global" and not self.keys.cluster:
-            # The plain key first: from here on, every gateway stops.
+        if scope == "global":
+            # The plain key first: from here on, every single-instance gateway
+            # stops; on a cluster it is what a firm loaded later inherits.
             already = not self._set_global_plain(op, by, reason)
         k = self.keys
         for firm in firms:
@@ -413,7 +414,7 @@ class Ledger:
             }
         )
         with self._redis_errors():
-            pipe = self.redis.pipeline(transaction=True)
+            pipe = self.redis.pipeline(transaction=not k.cluster)
             pipe.exists(k.global_kill())
             if op == "kill":
                 pipe.set(k.global_kill(), reason)
@@ -422,7 +423,8 @@ class Ledger:
                     mapping={"by": by, "why": reason, "at_ms": int(time.time() * 1000)},
                 )
             else:
-                pipe.delete(k.global_kill(), k.global_kill_meta())
+                pipe.delete(k.global_kill())
+                pipe.delete(k.global_kill_meta())
             pipe.xadd(k.audit(), {"m": record}, maxlen=self.audit_maxlen, approximate=True)
             existed = bool(pipe.execute()[0])
         return existed != (op == "kill")

@@ -62,30 +62,54 @@ class Price(tuple[int, int]):
         return f"Price('{self}')"
 
 
+def _show(text: str) -> str:
+    """``repr`` of an input for a message, cut short: messages must stay small whatever comes in."""
+    return repr(text) if len(text) <= 40 else repr(text[:40]) + "..."
+
+
 def _text(value: object, field: str, pattern: re.Pattern[str], what: str) -> str:
     # Floats are refused outright: 0.1 is not 1/10, and a budget must not drift.
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise InvalidInput(field, f"must be {what} given as a string or integer, not {value!r}")
+    # Sizes are bounded before any conversion: a huge int or a Decimal such as
+    # 1E+999999999 would otherwise be expanded digit by digit.
+    too_long = f"has more than {_MAX_DIGITS} digits"
     if isinstance(value, int):
+        if not -(10**_MAX_DIGITS) < value < 10**_MAX_DIGITS:
+            raise InvalidInput(field, too_long)
         text = str(value)
     elif isinstance(value, Decimal):
         if not value.is_finite():
-            raise InvalidInput(field, f"must be a finite {what}, not {value}")
+            raise InvalidInput(field, f"must be finite, not {value}")
+        exponent = value.as_tuple().exponent
+        assert isinstance(exponent, int)  # finite
+        if exponent < -_MAX_DIGITS or value.adjusted() >= _MAX_DIGITS:
+            raise InvalidInput(field, too_long)
         text = format(value, "f")
     elif isinstance(value, str):
         text = value.strip()
+    elif value is None:
+        raise InvalidInput(field, f"must be {what}, got nothing")
     else:
         raise InvalidInput(field, f"must be {what}, not {type(value).__name__}")
     if text.startswith("-"):
-        raise InvalidInput(field, f"must not be negative, got {text!r}")
-    if len(text) > _MAX_DIGITS or not pattern.fullmatch(text):
-        raise InvalidInput(field, f"must be {what} such as {'100' if pattern is _INTEGER else '187.25'}, got {text!r}")
+        raise InvalidInput(field, f"must not be negative, got {_show(text)}")
+    if len(text) > _MAX_DIGITS:
+        raise InvalidInput(field, f"is longer than {_MAX_DIGITS} characters")
+    if not pattern.fullmatch(text):
+        example = "100" if pattern is _INTEGER else "187.25"
+        raise InvalidInput(field, f"must be {what} such as {example}, got {_show(text)}")
     return text
 
 
 def parse_qty(value: object, field: str = "qty") -> int:
     """A positive whole quantity, at most :data:`MAX_EXACT`."""
-    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+    if (
+        isinstance(value, Decimal)
+        and value.is_finite()
+        and value.adjusted() < _MAX_DIGITS
+        and value == value.to_integral_value()
+    ):
         value = int(value)
     qty = int(_text(value, field, _INTEGER, "a whole number"))
     if qty <= 0:

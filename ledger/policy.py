@@ -164,14 +164,49 @@ def load_policy_file(path: str | Path) -> Policy:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PolicyError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise PolicyError([f"{path}: cannot read: not UTF-8 text (byte {exc.start})"]) from exc
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise PolicyError([f"{path}: not valid YAML{where}: {problem}"]) from exc
     return parse_policy(document, source=str(path))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping.
+
+    Plain YAML loaders keep the last of two equal keys, so a second ``limits:``
+    block would silently drop the first one's limits.
+    """
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> Iterator[dict[Any, Any]]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # "<<: *base" keys may be overridden, as YAML intends
+        key = loader.construct_object(key_node)
+        try:
+            hash(key)
+        except TypeError:
+            continue  # unhashable: the standard constructor reports it
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark,
+                f"found duplicate key {_short(key)}", key_node.start_mark,
+            )
+        seen.add(key)
+    # A generator, as PyYAML's own: the empty mapping first, so aliases may refer to it.
+    data: dict[Any, Any] = {}
+    yield data
+    data.update(loader.construct_mapping(node))
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
 
 
 def parse_policy(document: object, source: str = "<policy>") -> Policy:
@@ -186,31 +221,38 @@ class _Parser:
         self.source = source
         self.problems: list[str] = []
         self.nodes: dict[str, Node] = {}
+        #: Scopes defined with an id but left out because of a problem reported there.
+        self.unplaced: set[str] = set()
         self.minor_units = 2
 
     def fail(self, where: str, message: str) -> None:
-        self.problems.append(f"{self.source}: {where}: {message}")
+        # ``where`` is empty for the document itself.
+        prefix = f"{self.source}: {where}" if where else self.source
+        self.problems.append(f"{prefix}: {message}")
 
-    def mapping(self, value: object, where: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+    def mapping(self, value: object, where: str, allowed: tuple[str, ...]) -> dict[str, Any] | None:
+        """The mapping with its unknown keys reported, or None (reported) if it is not one."""
         if not isinstance(value, dict):
-            self.fail(where, f"must be a mapping, got {_kind(value)}")
-            return {}
+            what = "must be a mapping" if where else "the policy must be a mapping"
+            self.fail(where, f"{what}, got {_describe(value)}")
+            return None
         for key in value:
             if key not in allowed:
-                self.fail(f"{where}.{key}" if where else str(key), f"unknown key (allowed: {', '.join(allowed)})")
+                here = f"{where}.{key}" if where else str(key)
+                self.fail(here, f"unknown key (allowed: {', '.join(allowed)})")
         return value
 
     def sequence(self, value: object, where: str) -> list[Any]:
         if value is None:
             return []
         if not isinstance(value, list):
-            self.fail(where, f"must be a list, got {_kind(value)}")
+            self.fail(where, f"must be a list, got {_describe(value)}")
             return []
         return value
 
     def count(self, value: object, where: str, minimum: int = 0) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(where, f"must be a whole number, got {_kind(value)} {value!r}")
+            self.fail(where, f"must be a whole number, got {_describe(value)}")
             return None
         if value < minimum or value > MAX_EXACT:
             self.fail(where, f"must be between {minimum} and {MAX_EXACT}, got {value}")
@@ -218,11 +260,14 @@ class _Parser:
         return value
 
     def ident(self, value: object, where: str) -> str | None:
+        if value is None:
+            self.fail(where, "is required")
+            return None
         if not isinstance(value, str) or not _ID.fullmatch(value):
             self.fail(
                 where,
                 "must be 1-64 characters of letters, digits, '.', '_' or '-', "
-                f"starting with a letter or digit, got {value!r}",
+                f"starting with a letter or digit, got {_describe(value)}",
             )
             return None
         return value
@@ -231,21 +276,24 @@ class _Parser:
         top = self.mapping(
             document, "", ("version", "currency", "minor_units", "firms", "strategies", "traders")
         )
-        if not isinstance(document, dict):
+        if top is None:
             raise PolicyError(self.problems)
-        if top.get("version") != 1:
-            self.fail("version", f"must be 1, got {top.get('version')!r}")
+        version = top.get("version")
+        if isinstance(version, bool) or not isinstance(version, int) or version != 1:
+            self.fail("version", f"must be 1, got {_describe(version)}")
         currency = top.get("currency")
         if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
-            self.fail("currency", f"must be a three-letter ISO code such as USD, got {currency!r}")
+            what = "must be a three-letter ISO code such as USD"
+            self.fail("currency", f"{what}, got {_describe(currency)}")
         minor = top.get("minor_units", 2)
         if isinstance(minor, bool) or not isinstance(minor, int) or not 0 <= minor <= 8:
-            self.fail("minor_units", f"must be a whole number from 0 to 8, got {minor!r}")
+            self.fail("minor_units", f"must be a whole number from 0 to 8, got {_describe(minor)}")
         else:
             self.minor_units = minor
 
-        firms = self.sequence(top.get("firms"), "firms")
-        if not firms and "firms" not in [p.split(": ")[1] for p in self.problems]:
+        raw_firms = top.get("firms")
+        firms = self.sequence(raw_firms, "firms")
+        if raw_firms is None or raw_firms == []:
             self.fail("firms", "at least one firm is required")
         for i, firm in enumerate(firms):
             self.firm(firm, f"firms[{i}]")
@@ -262,7 +310,7 @@ class _Parser:
             minor_units=self.minor_units,
             nodes=dict(self.nodes),
             sha256=hashlib.sha256(canonical).hexdigest(),
-            document=document,
+            document=top,
         )
 
     def add(self, node: Node, where: str) -> None:
@@ -273,72 +321,111 @@ class _Parser:
 
     def firm(self, value: object, where: str) -> None:
         spec = self.mapping(value, where, ("id", "limits", "desks"))
+        if spec is None:
+            return
         firm_id = self.ident(spec.get("id"), f"{where}.id")
         limits = self.limits(spec.get("limits"), f"{where}.limits")
-        if firm_id is None:
-            return
-        self.add(Node("firm", firm_id, firm_id, limits), where)
+        if firm_id is not None:
+            self.add(Node("firm", firm_id, firm_id, limits), where)
+        # Below a bad id the nodes are still checked (one run reports every
+        # problem) but not added.
         for j, desk in enumerate(self.sequence(spec.get("desks"), f"{where}.desks")):
             self.desk(desk, f"{where}.desks[{j}]", firm_id)
 
-    def desk(self, value: object, where: str, firm_id: str) -> None:
+    def desk(self, value: object, where: str, firm_id: str | None) -> None:
         spec = self.mapping(value, where, ("id", "limits", "accounts"))
+        if spec is None:
+            return
         desk_id = self.ident(spec.get("id"), f"{where}.id")
         limits = self.limits(spec.get("limits"), f"{where}.limits")
-        if desk_id is None:
-            return
-        self.add(Node("desk", desk_id, firm_id, limits, parent=f"firm:{firm_id}"), where)
+        if firm_id is not None and desk_id is not None:
+            self.add(Node("desk", desk_id, firm_id, limits, parent=f"firm:{firm_id}"), where)
         for k, account in enumerate(self.sequence(spec.get("accounts"), f"{where}.accounts")):
-            aspec = self.mapping(account, f"{where}.accounts[{k}]", ("id", "limits"))
-            account_id = self.ident(aspec.get("id"), f"{where}.accounts[{k}].id")
-            alimits = self.limits(aspec.get("limits"), f"{where}.accounts[{k}].limits")
-            if account_id is not None:
+            here = f"{where}.accounts[{k}]"
+            aspec = self.mapping(account, here, ("id", "limits"))
+            if aspec is None:
+                continue
+            account_id = self.ident(aspec.get("id"), f"{here}.id")
+            alimits = self.limits(aspec.get("limits"), f"{here}.limits")
+            if account_id is None:
+                continue
+            if firm_id is None or desk_id is None:
+                self.unplaced.add(f"account:{account_id}")
+            else:
                 node = Node("account", account_id, firm_id, alimits, parent=f"desk:{desk_id}")
-                self.add(node, f"{where}.accounts[{k}]")
+                self.add(node, here)
 
     def entitled(self, kind: str, value: object, where: str) -> None:
         allowed = ("id", "limits", "accounts") + (("strategies",) if kind == "trader" else ())
         spec = self.mapping(value, where, allowed)
+        if spec is None:
+            return
         node_id = self.ident(spec.get("id"), f"{where}.id")
         limits = self.limits(spec.get("limits"), f"{where}.limits")
-        accounts = self.references("account", spec.get("accounts"), f"{where}.accounts")
-        strategies: list[str] = []
+        accounts, complete = self.references("account", spec.get("accounts"), f"{where}.accounts")
+        strategies: list[tuple[int, str]] = []
         if kind == "trader":
-            strategies = self.references("strategy", spec.get("strategies"), f"{where}.strategies")
-        firms = {self.nodes[f"account:{a}"].firm for a in accounts}
-        firms |= {self.nodes[f"strategy:{s}"].firm for s in strategies}
+            strategies, found_all = self.references(
+                "strategy", spec.get("strategies"), f"{where}.strategies"
+            )
+            complete = complete and found_all
+        # Aggregates of one node live in one firm's slot; a node spanning
+        # firms would split its budget silently.
+        firms = sorted({self.nodes[f"account:{a}"].firm for _, a in accounts})
         if len(firms) > 1:
-            # Aggregates of one node live in one firm's slot; a node spanning
-            # firms would split its budget silently.
-            self.fail(f"{where}.accounts", f"all accounts must belong to one firm, got {sorted(firms)}")
-        if node_id is None or len(firms) != 1:
+            self.fail(f"{where}.accounts", f"all accounts must belong to one firm, got {firms}")
+            complete = False
+        for i, strategy in strategies if len(firms) == 1 else ():
+            other = self.nodes[f"strategy:{strategy}"].firm
+            if other != firms[0]:
+                complete = False
+                self.fail(
+                    f"{where}.strategies[{i}]",
+                    f"strategy {strategy!r} belongs to firm {other!r}, "
+                    f"not to firm {firms[0]!r} of the {kind}'s accounts",
+                )
+        if node_id is None:
+            return
+        if not complete or len(firms) != 1:
+            self.unplaced.add(f"{kind}:{node_id}")
             return
         node = Node(
             kind,
             node_id,
-            firms.pop(),
+            firms[0],
             limits,
-            accounts=frozenset(accounts),
-            strategies=frozenset(strategies),
+            accounts=frozenset(a for _, a in accounts),
+            strategies=frozenset(s for _, s in strategies),
         )
         self.add(node, where)
 
-    def references(self, kind: str, value: object, where: str) -> list[str]:
-        items = self.sequence(value, where)
-        if not items:
+    def references(
+        self, kind: str, value: object, where: str
+    ) -> tuple[list[tuple[int, str]], bool]:
+        """``(index, id)`` of every listed node of ``kind`` that exists, and whether all do.
+
+        Unknown ids are reported; ids whose own definition failed were reported
+        there and are passed over here, so one mistake gives one message.
+        """
+        if value is None or value == []:
             self.fail(where, f"at least one {kind} is required")
+            return [], False
         found = []
+        items = self.sequence(value, where)
         for i, item in enumerate(items):
-            if f"{kind}:{item}" not in self.nodes:
-                self.fail(f"{where}[{i}]", f"unknown {kind} {item!r}")
-            else:
-                found.append(item)
-        return found
+            scope = f"{kind}:{item}"
+            if isinstance(item, str) and scope in self.nodes:
+                found.append((i, item))
+            elif not isinstance(item, str) or scope not in self.unplaced:
+                self.fail(f"{where}[{i}]", f"unknown {kind} {_short(item)}")
+        return found, bool(items) and len(found) == len(items)
 
     def limits(self, value: object, where: str) -> Limits:
         if value is None:
             return Limits()
         spec = self.mapping(value, where, (*LIMIT_NAMES, "shadow"))
+        if spec is None:
+            return Limits()
         values: dict[str, Any] = {}
         for name in COUNT_LIMITS:
             if name in spec:
@@ -360,40 +447,70 @@ class _Parser:
             return None
 
     def messages(self, value: object, where: str) -> dict[str, MessageLimits]:
-        spec = self.mapping(value, where, (*_WINDOWS, *MESSAGE_TYPES[1:]))
+        types = MESSAGE_TYPES[1:]
+        spec = self.mapping(value, where, (*_WINDOWS, *types))
+        if spec is None:
+            return {}
+        if not spec:
+            # An empty block is a cap the author meant to write, not "no cap".
+            self.fail(where, f"must set per_second, per_10s or a message type ({', '.join(types)})")
+            return {}
         out: dict[str, MessageLimits] = {}
         for kind in MESSAGE_TYPES:
-            sub = spec if kind == "all" else spec.get(kind)
-            here = where if kind == "all" else f"{where}.{kind}"
+            sub, here = spec, where
             if kind != "all":
-                if sub is None:
+                if kind not in spec:
                     continue
-                sub = self.mapping(sub, here, _WINDOWS)
+                here = f"{where}.{kind}"
+                typed = self.mapping(spec[kind], here, _WINDOWS)
+                if typed is None:
+                    continue
+                if not any(w in typed for w in _WINDOWS):
+                    self.fail(here, "must set per_second or per_10s")
+                    continue
+                sub = typed
             windows = {w: self.count(sub[w], f"{here}.{w}", 1) for w in _WINDOWS if w in sub}
-            if any(v is not None for v in windows.values()):
+            if windows:
                 out[kind] = MessageLimits(**windows)
-            elif kind != "all":
-                self.fail(here, "must set per_second or per_10s")
         return out
 
     def shadow(self, value: object, where: str, spec: Mapping[str, Any]) -> frozenset[str]:
         if value is True:
-            return frozenset(name for name in LIMIT_NAMES if name in spec)
+            names = frozenset(name for name in LIMIT_NAMES if name in spec)
+            if not names:
+                self.fail(where, "is true but no limit is set at this node")
+            return names
         if value is False or value is None:
             return frozenset()
-        names = self.sequence(value, where)
-        for i, name in enumerate(names):
+        if not isinstance(value, list):
+            what = "must be true, false or a list of limit names"
+            self.fail(where, f"{what}, got {_describe(value)}")
+            return frozenset()
+        for i, name in enumerate(value):
             if name not in LIMIT_NAMES:
-                self.fail(f"{where}[{i}]", f"unknown limit {name!r}")
+                self.fail(f"{where}[{i}]", f"unknown limit {_short(name)}")
             elif name not in spec:
                 self.fail(f"{where}[{i}]", f"limit {name!r} is not set at this node")
-        return frozenset(n for n in names if n in LIMIT_NAMES)
+        return frozenset(n for n in value if n in LIMIT_NAMES)
 
 
 def _kind(value: object) -> str:
     return {dict: "a mapping", list: "a list", str: "a string", type(None): "nothing"}.get(
         type(value), type(value).__name__
     )
+
+
+def _describe(value: object) -> str:
+    """A value for a message: its kind, and its text unless it is a mapping or list."""
+    if value is None or isinstance(value, dict | list):
+        return _kind(value)
+    return f"{_kind(value)} {_short(value)}"
+
+
+def _short(value: object) -> str:
+    """``repr`` cut to 80 characters: a message stays readable whatever the file holds."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _canonical(value: Any) -> Any:

@@ -74,6 +74,10 @@ def load(
     filled, cancelled and released).
     """
     rev = int(client.hincrby(keys.policy_doc(), "seq", 1))
+    # On a cluster the global kill lives in each firm's slot: a firm gets it
+    # before its policy goes live, so it never trades through an active kill.
+    kill_meta = client.hgetall(keys.global_kill_meta()) if keys.cluster else {}
+    global_why = client.get(keys.global_kill()) if keys.cluster else None
     known = {m.decode() for m in client.smembers(keys.firms())}
     firms = policy.firms
     for firm in [*firms, *sorted(known - set(firms))]:
@@ -89,6 +93,24 @@ def load(
         for i in range(0, len(items), _CHUNK):
             pipe.hset(staging, mapping=dict(items[i : i + _CHUNK]))
         pipe.execute()
+        if global_why is not None:
+            scripts.kill(
+                [
+                    keys.policy(firm),
+                    keys.kills(firm),
+                    keys.global_kill(firm),
+                    keys.open_index(firm),
+                    keys.audit(firm),
+                ],
+                [
+                    "kill",
+                    "global",
+                    kill_meta.get(b"by", b"unknown"),
+                    global_why,
+                    audit_maxlen,
+                    firm,
+                ],
+            )
         code, _previous = scripts.load_policy(
             [keys.policy(firm), staging, keys.audit(firm)],
             [rev, policy.sha256, by, source, audit_maxlen],

@@ -24,7 +24,7 @@ from ledger.reasons import Reason
 __all__ = ["lua_dir", "source", "ScriptSet", "SCRIPT_NAMES"]
 
 _INCLUDE = re.compile(r'^--- @include "([a-z_]+)"$', re.MULTILINE)
-_NAME = re.compile(r"^([a-z_]+)-(\d+)\.lua$")
+_NAME = re.compile(r"^([a-z]+(?:[A-Z][a-z]+)*)-(\d+)\.lua$")
 
 
 def lua_dir() -> Path:
@@ -49,14 +49,16 @@ def _reasons(text: str, filename: str) -> str:
 
 
 @cache
-def _scripts() -> dict[str, tuple[int, str]]:
+def _scripts() -> dict[str, tuple[int, str, str]]:
     out = {}
     base = lua_dir()
     for path in sorted(base.glob("*.lua")):
         match = _NAME.match(path.name)
         if not match:
             raise RuntimeError(f"{path}: script names are verbNoun-<numKeys>.lua")
-        out[match.group(1)] = (int(match.group(2)), source(path.name))
+        # loadPolicy-3.lua is called as scripts.load_policy
+        name = re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), match.group(1))
+        out[name] = (int(match.group(2)), source(path.name), path.name)
     return out
 
 
@@ -85,6 +87,8 @@ class _Bound:
     name: str
     numkeys: int
     script: Script
+    #: The file under lua/ this script was loaded from.
+    filename: str
 
     def __call__(self, keys: list[str], args: list[Any], client: Any = None) -> Any:
         if len(keys) != self.numkeys:
@@ -100,8 +104,8 @@ class ScriptSet:
     """
 
     def __init__(self, client: Any) -> None:
-        for name, (numkeys, text) in _scripts().items():
-            setattr(self, name, _Bound(name, numkeys, client.register_script(text)))
+        for name, (numkeys, text, filename) in _scripts().items():
+            setattr(self, name, _Bound(name, numkeys, client.register_script(text), filename))
 
     reserve: _Bound
     replace: _Bound

@@ -1,4 +1,4 @@
-"""load_policy-3.lua and the facade's policy swap."""
+"""loadPolicy-3.lua and the facade's policy swap."""
 
 from __future__ import annotations
 
