@@ -72,3 +72,13 @@ def ledger(redis_client: redis.Redis) -> Ledger:
     lg = Ledger(redis_client, actor="test")
     lg.load_policy(load_policy_file(EXAMPLE_POLICY), by="test", source="examples/policy.yaml")
     return lg
+
+
+@pytest.fixture
+def lg(redis_client: redis.Redis) -> Ledger:
+    """A ledger with the tight test policy of tests/helpers.py loaded."""
+    from tests.helpers import load
+
+    lg = Ledger(redis_client, actor="test")
+    load(lg)
+    return lg

@@ -8,13 +8,6 @@ from ledger import InvalidInput, Ledger, Reason, UnknownScope
 from tests.helpers import load, order
 
 
-@pytest.fixture
-def lg(redis_client):
-    lg = Ledger(redis_client, actor="test")
-    load(lg)
-    return lg
-
-
 def test_kill_returns_open_orders_under_the_scope_only(lg):
     lg.reserve(order("a1", account="A1"))
     lg.reserve(order("a2", account="A2"))

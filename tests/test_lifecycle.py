@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ledger import InvalidInput, Ledger, Reason
-from tests.helpers import agg, load, order
-
-
-@pytest.fixture
-def lg(redis_client):
-    lg = Ledger(redis_client, actor="test")
-    load(lg)
-    return lg
+from ledger import InvalidInput, Reason
+from tests.helpers import agg, order
 
 
 def state(lg, scope="trader:T1"):

@@ -11,13 +11,6 @@ from ledger import Ledger, Order, Reason
 from tests.helpers import TIGHT, agg, load, order
 
 
-@pytest.fixture
-def lg(redis_client):
-    lg = Ledger(redis_client, actor="test")
-    load(lg)
-    return lg
-
-
 def snapshot(lg):
     return {k: v for k, v in lg.redis.hgetall(lg.keys.agg("F1")).items() if b"|m|" not in k}
 
