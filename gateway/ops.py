@@ -1,0 +1,142 @@
+"""``/v1/kill`` and ``/v1/utilization``: the operations routes.
+
+* ``POST /v1/kill`` / ``DELETE /v1/kill`` (ops): ``{scope, reason}``; the
+  answer lists the open orders under the scope, to cancel at the venue. Each
+  change is also published on the events channel (:mod:`gateway.events`).
+* ``GET /v1/kill`` (ops, desk-head): active kills with who, when and why.
+* ``GET /v1/utilization?scope=...`` (desk-head for its own desks, ops,
+  risk-admin): per node and limit, used against limit.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, request
+
+from gateway import get_ledger, metrics
+from gateway.auth import requires
+from gateway.errors import ApiCode, ApiError, invalid
+from gateway.events import publish
+from gateway.wire import read_body, respond, take
+from ledger.client import Ledger
+from ledger.policy import KINDS
+from ledger.results import Kill
+from ledger.tokens import Principal, Role
+
+__all__ = ["bp", "kill_dict", "visible_scopes"]
+
+bp = Blueprint("ops", __name__, url_prefix="/v1")
+
+
+def kill_dict(k: Kill) -> dict[str, Any]:
+    return {"scope": k.scope, "by": k.by, "reason": k.reason, "at_ms": k.at_ms}
+
+
+def _check_scope(scope: Any) -> str:
+    if not isinstance(scope, str):
+        raise invalid("scope: must be a string such as 'desk:EQ-CASH' or 'global'")
+    kind, _, node_id = scope.partition(":")
+    if scope != "global" and (kind not in KINDS or not node_id):
+        raise invalid(
+            f"scope: must be 'global' or KIND:ID with KIND one of {', '.join(KINDS)}; got {scope!r}"
+        )
+    return scope
+
+
+def _switch(op: str) -> Response:
+    fields = take(read_body(), ("scope", "reason"))
+    scope = _check_scope(fields["scope"])
+    if not isinstance(fields["reason"], str):
+        raise invalid("reason: must be a text")
+    principal: Principal = g.principal
+    lg = get_ledger()
+    act = lg.kill if op == "kill" else lg.unkill
+    result = act(scope, by=principal.name, reason=fields["reason"])
+    if not result.already:
+        metrics.get().kills.labels(op=op, kind=scope.partition(":")[0]).inc()
+    event = {
+        "type": op,
+        "scope": scope,
+        "by": principal.name,
+        "reason": fields["reason"],
+        "at_ms": int(time.time() * 1000),
+        "already": result.already,
+        "open_orders": list(result.open_orders),
+        "instance": f"{lg.actor}:{os.getpid()}",
+    }
+    delivered = publish(lg.redis, current_app.config["PREFIX"], event)
+    body = {k: v for k, v in event.items() if k not in ("type", "instance")}
+    return respond({"op": op, **body, "published": delivered is not None})
+
+
+@bp.post("/kill")
+@requires(Role.OPS)
+def kill() -> Response:
+    """Stop every new order under a scope."""
+    return _switch("kill")
+
+
+@bp.delete("/kill")
+@requires(Role.OPS)
+def unkill() -> Response:
+    """Lift a kill switch."""
+    return _switch("unkill")
+
+
+@bp.get("/kill")
+@requires(Role.OPS, Role.DESK_HEAD)
+def kills() -> Response:
+    """Every active kill switch."""
+    return respond({"kills": [kill_dict(k) for k in get_ledger().kills()]})
+
+
+def visible_scopes(principal: Principal, lg: Ledger, scope: str | None) -> list[str]:
+    """The scopes ``principal`` asks to see; a 403 for a desk-head outside its desks."""
+    if scope is not None:
+        scope = _check_scope(scope)
+    if principal.role is not Role.DESK_HEAD:
+        return [scope or "global"]
+    if scope is None:
+        policy = lg.policy(refresh=True)
+        return [
+            f"desk:{d}"
+            for d in sorted(principal.desks)
+            if policy is not None and policy.node(f"desk:{d}") is not None
+        ]
+    kind, _, node_id = scope.partition(":")
+    if kind == "desk" and node_id in principal.desks:
+        return [scope]
+    if kind == "account":
+        policy = lg.policy(refresh=True)
+        node = policy.node(scope) if policy else None
+        if node is not None and node.parent and node.parent.partition(":")[2] in principal.desks:
+            return [scope]
+    raise ApiError(
+        403,
+        ApiCode.FORBIDDEN,
+        f"{scope} is not under the desks of this token ({', '.join(sorted(principal.desks))})",
+    )
+
+
+@bp.get("/utilization")
+@requires(Role.DESK_HEAD, Role.OPS, Role.RISK_ADMIN)
+def utilization() -> Response:
+    """Per node and limit: used, limit, percent."""
+    unknown = sorted(set(request.args) - {"scope"})
+    if unknown:
+        raise invalid("unknown query parameter(s): " + ", ".join(unknown))
+    lg = get_ledger()
+    scopes = visible_scopes(g.principal, lg, request.args.get("scope"))
+    rows = [row.to_dict() for s in scopes for row in lg.utilization(s)]
+    policy = lg.policy()
+    return respond(
+        {
+            "scopes": scopes,
+            "currency": policy.currency if policy else None,
+            "minor_units": policy.minor_units if policy else None,
+            "rows": rows,
+        }
+    )

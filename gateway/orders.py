@@ -1,0 +1,132 @@
+"""``/v1/orders``: the pre-trade check and an order's life after it (order-entry role).
+
+Status codes follow the decision's reason: accepted 201 (new order) or 200;
+``INVALID_ORDER`` 400; ``UNKNOWN_ORDER`` 404; ``ORDER_CLOSED`` 409;
+``RISK_UNAVAILABLE`` 503 (fail closed: nothing the ledger did not reserve is
+ever accepted); any other reject, a control said no, 403.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, Response, g, request
+
+from gateway import get_ledger, metrics
+from gateway.auth import requires
+from gateway.wire import peek, read_body, respond, take
+from ledger.order import Order
+from ledger.reasons import Reason
+from ledger.results import Decision, FillResult, ReleaseResult
+from ledger.tokens import Role
+
+__all__ = ["bp", "status_for", "ORDER_FIELDS"]
+
+bp = Blueprint("orders", __name__, url_prefix="/v1/orders")
+
+ORDER_FIELDS = ("order_id", "trader", "strategy", "account", "symbol", "side", "qty", "price")
+_STATUS = {
+    Reason.INVALID_ORDER: 400,
+    Reason.UNKNOWN_ORDER: 404,
+    Reason.ORDER_CLOSED: 409,
+    Reason.RISK_UNAVAILABLE: 503,
+}
+
+
+def status_for(reason: Reason, ok_status: int = 200) -> int:
+    """HTTP status of a decision with ``reason``."""
+    return ok_status if reason is Reason.OK else _STATUS.get(reason, 403)
+
+
+@bp.before_request
+def _start() -> None:
+    g.t0 = time.perf_counter()
+    # Known before the token check, so that every answer (503 included) names the order.
+    order_id = (request.view_args or {}).get("order_id") or peek("order_id")
+    if isinstance(order_id, str):
+        g.order_id = order_id
+
+
+@bp.after_request
+def _observe(response: Response) -> Response:
+    op = (request.endpoint or "orders.unknown").rpartition(".")[2]
+    m = metrics.get()
+    m.latency.labels(op=op).observe(time.perf_counter() - g.get("t0", time.perf_counter()))
+    reason = g.get("reason")
+    if reason is not None:
+        result = "accepted" if response.status_code in (200, 201) else "rejected"
+        m.decisions.labels(op=op, result=result, reason=reason).inc()
+    return response
+
+
+def _answer(decision: Decision, ok_status: int = 200) -> Response:
+    g.reason = decision.reason.value
+    return respond(decision.to_dict(), status_for(decision.reason, ok_status))
+
+
+@bp.post("")
+@requires(Role.ORDER_ENTRY)
+def reserve() -> Response:
+    """Check and reserve a new order."""
+    fields = take(read_body(), ORDER_FIELDS)
+    return _answer(get_ledger().reserve(Order(**fields)), ok_status=201)
+
+
+@bp.post("/<path:order_id>/replace")
+@requires(Role.ORDER_ENTRY)
+def replace(order_id: str) -> Response:
+    """Modify an open order to a new total qty and price."""
+    fields = take(read_body(), ("qty", "price"))
+    return _answer(get_ledger().replace(order_id, fields["qty"], fields["price"]))
+
+
+@bp.post("/<path:order_id>/cancel")
+@requires(Role.ORDER_ENTRY)
+def cancel(order_id: str) -> Response:
+    """Count a cancel request; the reservation stays until the venue confirms (release)."""
+    take(read_body(required=False), ())
+    return _answer(get_ledger().cancel_request(order_id))
+
+
+def _result_body(result: FillResult | ReleaseResult, **fields: Any) -> dict[str, Any]:
+    return {
+        "order_id": result.order_id,
+        "decision": "accepted" if result.ok else "rejected",
+        "reason": result.reason.value,
+        **fields,
+    }
+
+
+@bp.post("/<path:order_id>/fills")
+@requires(Role.ORDER_ENTRY)
+def fill(order_id: str) -> Response:
+    """Record a fill; a fill id seen before changes nothing."""
+    fields = take(read_body(), ("fill_id", "qty", "price"))
+    r = get_ledger().fill(order_id, fields["fill_id"], fields["qty"], fields["price"])
+    g.reason = r.reason.value
+    return respond(
+        _result_body(
+            r,
+            fill_id=r.fill_id,
+            leaves=r.leaves,
+            cum_qty=r.cum_qty,
+            reserved=r.reserved,
+            fill_notional=r.fill_notional,
+            duplicate=r.duplicate,
+            overfill=r.overfill,
+        ),
+        status_for(r.reason),
+    )
+
+
+@bp.post("/<path:order_id>/release")
+@requires(Role.ORDER_ENTRY)
+def release(order_id: str) -> Response:
+    """Free what the order still reserves: cancel confirmed, venue reject, expired."""
+    fields = take(read_body(), ("reason",))
+    r = get_ledger().release(order_id, fields["reason"])
+    g.reason = r.reason.value
+    return respond(
+        _result_body(r, released=r.released, already_closed=r.already_closed), status_for(r.reason)
+    )

@@ -1,0 +1,223 @@
+"""The main job: ``python -m gateway.run``.
+
+Starts an embedded Redis when ``LEDGER_REDIS_URL`` is not set (append-only,
+``appendfsync always``), loads the policy (``examples/policy.yaml`` by
+default), creates one demo token per role and prints them, then starts two
+gateway instances, each a gunicorn master with several workers, and runs
+until Ctrl-C, when it stops everything it started.
+
+``--smoke`` starts everything, sends one order through each instance, prints
+the answers and stops; the exit status is 0 only if both were accepted.
+
+Environment: ``LEDGER_REDIS_URL``, ``LEDGER_PREFIX``, ``LEDGER_GATEWAY_HOST``
+(``127.0.0.1``), ``LEDGER_GATEWAY_PORTS`` (``8101,8102``),
+``LEDGER_GATEWAY_WORKERS`` (``3`` per instance), ``LEDGER_DATA_DIR`` (where the
+embedded Redis keeps its append-only file; a temporary directory if unset).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+from ledger import Ledger
+from ledger.embedded import EmbeddedRedis
+from ledger.tokens import Role, TokenStore
+
+__all__ = ["main"]
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_POLICY = ROOT / "examples" / "policy.yaml"
+CONF = Path(__file__).resolve().parent / "gunicorn.conf.py"
+#: Demo token names and desks; ``desk-head`` sees the first desk of the example policy.
+DEMO = {Role.ORDER_ENTRY: (), Role.OPS: (), Role.DESK_HEAD: ("EQ-CASH",), Role.RISK_ADMIN: ()}
+SMOKE_ORDER = {
+    "trader": "T-ALICE",
+    "strategy": "MM-1",
+    "account": "ACC-1",
+    "symbol": "AAPL",
+    "side": "buy",
+    "qty": "10",
+    "price": "187.25",
+}
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m gateway.run", description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="send one order through each instance, print the answers, stop",
+    )
+    p.add_argument(
+        "--policy",
+        default=os.environ.get("LEDGER_POLICY", str(DEFAULT_POLICY)),
+        help="policy file to load (default: examples/policy.yaml)",
+    )
+    p.add_argument("--host", default=os.environ.get("LEDGER_GATEWAY_HOST", "127.0.0.1"))
+    p.add_argument(
+        "--ports",
+        default=os.environ.get("LEDGER_GATEWAY_PORTS", "8101,8102"),
+        help="comma-separated, one instance per port (default 8101,8102)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("LEDGER_GATEWAY_WORKERS", "3")),
+        help="gunicorn workers per instance (default 3)",
+    )
+    return p.parse_args(argv)
+
+
+def _http(
+    method: str, url: str, token: str | None = None, body: Any = None, timeout_s: float = 5.0
+) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the gateway at {base} exited with status {proc.returncode}")
+        try:
+            if _http("GET", base + "/readyz", timeout_s=1.0)[0] == 200:
+                return
+        except (OSError, ValueError):
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the gateway at {base} was not ready after {timeout_s:.0f} s")
+        time.sleep(0.1)
+
+
+def _demo_tokens(tokens: TokenStore) -> dict[Role, str]:
+    out = {}
+    for role, desks in DEMO.items():
+        name = f"demo-{role.value}"
+        tokens.revoke(name)
+        out[role] = tokens.create(role, name, desks)
+    return out
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _args(argv)
+    ports = [int(p) for p in args.ports.split(",") if p.strip()]
+    prefix = os.environ.get("LEDGER_PREFIX", "ledger")
+    embedded: EmbeddedRedis | None = None
+    procs: list[subprocess.Popen[bytes]] = []
+    stopping = False
+
+    def on_signal(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        url = os.environ.get("LEDGER_REDIS_URL")
+        if not url:
+            embedded = EmbeddedRedis(
+                datadir=os.environ.get("LEDGER_DATA_DIR") or None, appendonly=True
+            ).start()
+            url = embedded.url
+            print(f"redis      embedded, {url} (append-only, data in {embedded.datadir})")
+        else:
+            print(f"redis      {url}")
+        lg = Ledger.from_url(url, prefix=prefix, actor="gateway.run")
+        rev = lg.load_policy(args.policy, by="gateway.run")
+        print(f"policy     {args.policy} loaded as revision {rev}")
+        tokens = _demo_tokens(TokenStore(lg.redis, prefix))
+        print("tokens     (shown once; only their hash is stored)")
+        for role, value in tokens.items():
+            print(f"  {role.value:<12} {value}")
+        env = {
+            **os.environ,
+            "LEDGER_REDIS_URL": url,
+            "LEDGER_PREFIX": prefix,
+            "LEDGER_GATEWAY_WORKERS": str(args.workers),
+        }
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        for port in ports:
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "gunicorn", "-c", str(CONF)],
+                    env={
+                        **env,
+                        "LEDGER_GATEWAY_BIND": f"{args.host}:{port}",
+                        "LEDGER_GATEWAY_NAME": f"ledger-gateway-{port}",
+                    },
+                )
+            )
+        bases = [f"http://{args.host}:{port}" for port in ports]
+        for base, proc in zip(bases, procs, strict=True):
+            _wait_ready(base, proc)
+        print(f"gateways   {len(bases)} instances x {args.workers} workers")
+        for base in bases:
+            print(f"  {base}  (API {base}/v1, {base}/openapi.json, {base}/metrics)")
+        print(f"dashboard  {bases[0]}/dashboard?token={tokens[Role.OPS]}")
+        if args.smoke:
+            return _smoke(bases, tokens[Role.ORDER_ENTRY])
+        print("running    Ctrl-C stops everything")
+        while not stopping:
+            for proc in procs:
+                if proc.poll() is not None:
+                    print(
+                        f"a gateway exited with status {proc.returncode}; stopping", file=sys.stderr
+                    )
+                    return 1
+            time.sleep(0.5)
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        _stop(procs)
+        if embedded is not None:
+            embedded.cleanup()
+        print("stopped")
+
+
+def _smoke(bases: list[str], token: str) -> int:
+    ok = True
+    run = uuid.uuid4().hex[:8]
+    for i, base in enumerate(bases):
+        order = {**SMOKE_ORDER, "order_id": f"smoke-{run}-{i}"}
+        status, body = _http("POST", base + "/v1/orders", token, order)
+        print(f"smoke      {base}/v1/orders -> {status} {json.dumps(body, sort_keys=True)}")
+        ok = ok and status == 201 and body.get("decision") == "accepted"
+    print("smoke      " + ("OK: both instances accepted an order" if ok else "FAILED"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

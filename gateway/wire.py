@@ -1,0 +1,119 @@
+"""Bodies in and out: JSON by default, msgpack when the client sends or asks for it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgpack
+from flask import Response, g, request
+
+__all__ = ["JSON", "MSGPACK", "read_body", "peek", "take", "respond", "wants_msgpack"]
+
+JSON = "application/json"
+MSGPACK = "application/msgpack"
+_MSGPACK_TYPES = frozenset({MSGPACK, "application/x-msgpack"})
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")
+
+
+def read_body(*, required: bool = True) -> dict[str, Any]:
+    """The request body as an object; a clear 400 for anything else.
+
+    msgpack when ``Content-Type`` is ``application/msgpack``, JSON otherwise.
+    An empty body is ``{}`` where the route has no required field.
+    """
+    from gateway.errors import invalid
+
+    parsed: dict[str, Any] | None = g.get("body")
+    if parsed is not None:
+        return parsed
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        if required:
+            raise invalid("the body is empty; send a JSON (or msgpack) object")
+        return {}
+    if request.mimetype in _MSGPACK_TYPES:
+        try:
+            body = msgpack.unpackb(raw, raw=False, strict_map_key=True)
+        except Exception as exc:  # noqa: BLE001 - msgpack raises several unrelated types
+            raise invalid(f"the body is not valid msgpack ({type(exc).__name__})") from exc
+    else:
+        try:
+            body = json.loads(raw, parse_constant=_refuse_constant)
+        except (ValueError, RecursionError) as exc:
+            raise invalid(f"the body is not valid JSON ({exc})") from exc
+    if not isinstance(body, dict):
+        raise invalid(f"the body must be an object, not {_kind(body)}")
+    g.body = body
+    return body
+
+
+def peek(field: str) -> Any:
+    """A top-level field of the body if it parses, else None; never raises."""
+    from gateway.errors import ApiError
+
+    try:
+        return read_body().get(field)
+    except ApiError:
+        return None
+
+
+def take(
+    body: dict[str, Any], required: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The named fields; a 400 naming any missing, null or unknown field."""
+    from gateway.errors import invalid
+
+    unknown = sorted(str(k) for k in body if k not in required and k not in optional)
+    if unknown:
+        raise invalid("unknown field(s): " + ", ".join(unknown))
+    missing = [f for f in required if body.get(f) is None]
+    if missing:
+        raise invalid("missing field(s): " + ", ".join(missing))
+    for name, value in body.items():
+        if isinstance(value, float):
+            raise invalid(
+                f"{name}: numbers must be strings or integers, not floats "
+                f"({value!r} cannot be kept exact)"
+            )
+        if isinstance(value, dict | list | bool | bytes):
+            raise invalid(f"{name}: must be a string or integer, not {_kind(value)}")
+    return {f: body.get(f) for f in required + optional}
+
+
+def _kind(value: Any) -> str:
+    return {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        bool: "a boolean",
+        bytes: "binary data",
+    }.get(type(value), "null")
+
+
+def wants_msgpack() -> bool:
+    """msgpack if the client prefers it in ``Accept``, or sent msgpack and accepts anything."""
+    accept = request.accept_mimetypes
+    if accept:
+        q_pack = max(accept.quality(m) for m in _MSGPACK_TYPES)
+        q_json = accept.quality(JSON)
+        if q_pack != q_json:
+            return q_pack > q_json
+    return request.mimetype in _MSGPACK_TYPES
+
+
+def respond(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    if wants_msgpack():
+        data: bytes | str = msgpack.packb(body, use_bin_type=True)
+        mimetype = MSGPACK
+    else:
+        data = json.dumps(body, separators=(",", ":"))
+        mimetype = JSON
+    resp = Response(data, status=status, headers=headers, mimetype=mimetype)
+    resp.vary.add("Accept")
+    return resp
