@@ -5,9 +5,14 @@ PYTHON ?= $(firstword $(wildcard .venv/bin/python) \
                       $(shell command -v python 2>/dev/null) \
                       $(shell command -v python3 2>/dev/null))
 
-.PHONY: run test lint
+.PHONY: run demo test lint
 
+# The main job: embedded Redis, example policy, demo tokens, two gateways.
 run:
+	$(PYTHON) -m gateway.run
+
+# The library alone: load the example policy, reserve a few orders, print utilization.
+demo:
 	$(PYTHON) -m ledger.run
 
 test:

@@ -23,16 +23,11 @@ from gateway.events import publish
 from gateway.wire import read_body, respond, take
 from ledger.client import Ledger
 from ledger.policy import KINDS
-from ledger.results import Kill
 from ledger.tokens import Principal, Role
 
-__all__ = ["bp", "kill_dict", "visible_scopes"]
+__all__ = ["bp", "visible_scopes"]
 
 bp = Blueprint("ops", __name__, url_prefix="/v1")
-
-
-def kill_dict(k: Kill) -> dict[str, Any]:
-    return {"scope": k.scope, "by": k.by, "reason": k.reason, "at_ms": k.at_ms}
 
 
 def _check_scope(scope: Any) -> str:
@@ -90,7 +85,7 @@ def unkill() -> Response:
 @requires(Role.OPS, Role.DESK_HEAD)
 def kills() -> Response:
     """Every active kill switch."""
-    return respond({"kills": [kill_dict(k) for k in get_ledger().kills()]})
+    return respond({"kills": [k.to_dict() for k in get_ledger().kills()]})
 
 
 def visible_scopes(principal: Principal, lg: Ledger, scope: str | None) -> list[str]:

@@ -9,7 +9,6 @@ ever accepted); any other reject, a control said no, 403.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from flask import Blueprint, Response, g, request
 
@@ -18,7 +17,7 @@ from gateway.auth import requires
 from gateway.wire import peek, read_body, respond, take
 from ledger.order import Order
 from ledger.reasons import Reason
-from ledger.results import Decision, FillResult, ReleaseResult
+from ledger.results import Decision
 from ledger.tokens import Role
 
 __all__ = ["bp", "status_for", "ORDER_FIELDS"]
@@ -70,7 +69,7 @@ def _answer(decision: Decision, ok_status: int = 200) -> Response:
 def reserve() -> Response:
     """Check and reserve a new order."""
     fields = take(read_body(), ORDER_FIELDS)
-    return _answer(get_ledger().reserve(Order(**fields)), ok_status=201)
+    return _answer(get_ledger().reserve(Order(**fields), actor=g.principal.name), ok_status=201)
 
 
 @bp.post("/<path:order_id>/replace")
@@ -78,7 +77,9 @@ def reserve() -> Response:
 def replace(order_id: str) -> Response:
     """Modify an open order to a new total qty and price."""
     fields = take(read_body(), ("qty", "price"))
-    return _answer(get_ledger().replace(order_id, fields["qty"], fields["price"]))
+    return _answer(
+        get_ledger().replace(order_id, fields["qty"], fields["price"], actor=g.principal.name)
+    )
 
 
 @bp.post("/<path:order_id>/cancel")
@@ -86,16 +87,7 @@ def replace(order_id: str) -> Response:
 def cancel(order_id: str) -> Response:
     """Count a cancel request; the reservation stays until the venue confirms (release)."""
     take(read_body(required=False), ())
-    return _answer(get_ledger().cancel_request(order_id))
-
-
-def _result_body(result: FillResult | ReleaseResult, **fields: Any) -> dict[str, Any]:
-    return {
-        "order_id": result.order_id,
-        "decision": "accepted" if result.ok else "rejected",
-        "reason": result.reason.value,
-        **fields,
-    }
+    return _answer(get_ledger().cancel_request(order_id, actor=g.principal.name))
 
 
 @bp.post("/<path:order_id>/fills")
@@ -103,21 +95,11 @@ def _result_body(result: FillResult | ReleaseResult, **fields: Any) -> dict[str,
 def fill(order_id: str) -> Response:
     """Record a fill; a fill id seen before changes nothing."""
     fields = take(read_body(), ("fill_id", "qty", "price"))
-    r = get_ledger().fill(order_id, fields["fill_id"], fields["qty"], fields["price"])
-    g.reason = r.reason.value
-    return respond(
-        _result_body(
-            r,
-            fill_id=r.fill_id,
-            leaves=r.leaves,
-            cum_qty=r.cum_qty,
-            reserved=r.reserved,
-            fill_notional=r.fill_notional,
-            duplicate=r.duplicate,
-            overfill=r.overfill,
-        ),
-        status_for(r.reason),
+    r = get_ledger().fill(
+        order_id, fields["fill_id"], fields["qty"], fields["price"], actor=g.principal.name
     )
+    g.reason = r.reason.value
+    return respond(r.to_dict(), status_for(r.reason))
 
 
 @bp.post("/<path:order_id>/release")
@@ -125,8 +107,6 @@ def fill(order_id: str) -> Response:
 def release(order_id: str) -> Response:
     """Free what the order still reserves: cancel confirmed, venue reject, expired."""
     fields = take(read_body(), ("reason",))
-    r = get_ledger().release(order_id, fields["reason"])
+    r = get_ledger().release(order_id, fields["reason"], actor=g.principal.name)
     g.reason = r.reason.value
-    return respond(
-        _result_body(r, released=r.released, already_closed=r.already_closed), status_for(r.reason)
-    )
+    return respond(r.to_dict(), status_for(r.reason))

@@ -24,6 +24,7 @@ import redis
 
 from ledger import cli_format as fmt
 from ledger.audit_follow import AuditFollower
+from ledger.cli_token import token
 from ledger.client import Ledger
 from ledger.errors import InvalidInput, LedgerError, LedgerUnavailable, PolicyError, UnknownScope
 from ledger.policy import Policy, load_policy_file
@@ -355,6 +356,9 @@ def check(settings: Settings, as_json: bool) -> None:
     _emit(as_json, fmt.check_dict(report), fmt.check_lines(report))
     if not report.ok:
         click.get_current_context().exit(EXIT_BAD_INPUT)
+
+
+cli.add_command(token)
 
 
 def main() -> None:

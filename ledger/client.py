@@ -182,8 +182,16 @@ class Ledger:
 
     # -- order decisions --------------------------------------------------------
 
-    def reserve(self, order: Order) -> Decision:
+    def _actor(self, actor: str | None) -> str:
+        if actor is None:
+            return self.actor
+        if not isinstance(actor, str) or not actor.strip() or len(actor) > 200:
+            raise InvalidInput("actor", "must be a non-empty text of at most 200 characters")
+        return actor
+
+    def reserve(self, order: Order, *, actor: str | None = None) -> Decision:
         """Check and reserve a new order, all-or-nothing. Raises :class:`LedgerUnavailable`."""
+        who = self._actor(actor)
         try:
             valid = order.validate()
         except InvalidInput as exc:
@@ -230,7 +238,7 @@ class Ledger:
                     valid.price.numerator,
                     valid.price.scale,
                     valid.fingerprint,
-                    self.actor,
+                    who,
                     self.audit_maxlen,
                     self.reject_ttl_ms,
                 ],
@@ -248,9 +256,15 @@ class Ledger:
         return self._firm_of_order(order_id)
 
     def replace(
-        self, order_id: str, qty: str | int | Decimal, price: str | int | Decimal
+        self,
+        order_id: str,
+        qty: str | int | Decimal,
+        price: str | int | Decimal,
+        *,
+        actor: str | None = None,
     ) -> Decision:
         """Modify an open order to a new total qty and price; re-checked, all-or-nothing."""
+        who = self._actor(actor)
         try:
             check_id(order_id, "order_id")
             new_qty, new_price = parse_qty(qty), parse_price(price)
@@ -278,14 +292,15 @@ class Ledger:
                 new_qty,
                 new_price.numerator,
                 new_price.scale,
-                self.actor,
+                who,
                 self.audit_maxlen,
             ],
         )
         return Decision.from_script(order_id, raw)
 
-    def cancel_request(self, order_id: str) -> Decision:
+    def cancel_request(self, order_id: str, *, actor: str | None = None) -> Decision:
         """Count a cancel message; the reservation stays until :meth:`release`."""
+        who = self._actor(actor)
         try:
             firm = self._order_call(order_id)
         except InvalidInput as exc:
@@ -296,12 +311,13 @@ class Ledger:
         raw = self._call(
             self.scripts.cancel,
             [k.policy(firm), k.order(firm, order_id), k.agg(firm), k.audit(firm)],
-            [order_id, self.actor, self.audit_maxlen],
+            [order_id, who, self.audit_maxlen],
         )
         return Decision.from_script(order_id, raw)
 
-    def release(self, order_id: str, reason: str) -> ReleaseResult:
+    def release(self, order_id: str, reason: str, *, actor: str | None = None) -> ReleaseResult:
         """Free what the order still reserves (cancel confirmed, venue reject, expiry)."""
+        who = self._actor(actor)
         firm = self._order_call(order_id)
         if not isinstance(reason, str) or not reason.strip() or len(reason) > 200:
             raise InvalidInput("reason", "must be a non-empty text of at most 200 characters")
@@ -311,14 +327,21 @@ class Ledger:
         raw = self._call(
             self.scripts.release,
             [k.order(firm, order_id), k.agg(firm), k.open_index(firm), k.audit(firm)],
-            [order_id, reason, self.actor, self.audit_maxlen],
+            [order_id, reason, who, self.audit_maxlen],
         )
         return ReleaseResult(order_id, Reason(_s(raw[0])), int(raw[1]), bool(raw[2]))
 
     def fill(
-        self, order_id: str, fill_id: str, qty: str | int | Decimal, price: str | int | Decimal
+        self,
+        order_id: str,
+        fill_id: str,
+        qty: str | int | Decimal,
+        price: str | int | Decimal,
+        *,
+        actor: str | None = None,
     ) -> FillResult:
         """Record a fill; a fill id seen before changes nothing."""
+        who = self._actor(actor)
         firm = self._order_call(order_id)
         check_id(fill_id, "fill_id")
         fill_qty, fill_price = parse_qty(qty), parse_price(price)
@@ -337,7 +360,7 @@ class Ledger:
                 fill_qty,
                 fill_price.numerator,
                 fill_price.scale,
-                self.actor,
+                who,
                 self.audit_maxlen,
             ],
         )

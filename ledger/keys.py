@@ -40,6 +40,9 @@ Global (not firm-tagged; never touched by an order decision except the kill):
                                        ``sha``, ``by``, ``at_ms``: what clients route with
 ``P:firms``                    set     every firm that ever had a policy
 ``P:audit``                    stream  global audit: policy loads, global kills
+``P:tokens``                   hash    gateway API tokens: sha256 of token -> role, name,
+                                       desks (ledger/tokens.py); only hashes are stored
+``P:events``                   pubsub  kill and unkill events the gateways publish
 =============================  ======  ==================================================
 
 One aggregate hash and one index per firm (rather than a key per node)

@@ -122,6 +122,20 @@ class FillResult:
     def ok(self) -> bool:
         return self.reason is Reason.OK
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "order_id": self.order_id,
+            "decision": "accepted" if self.ok else "rejected",
+            "reason": self.reason.value,
+            "fill_id": self.fill_id,
+            "leaves": self.leaves,
+            "cum_qty": self.cum_qty,
+            "reserved": self.reserved,
+            "fill_notional": self.fill_notional,
+            "duplicate": self.duplicate,
+            "overfill": self.overfill,
+        }
+
 
 @dataclass(frozen=True)
 class ReleaseResult:
@@ -133,6 +147,15 @@ class ReleaseResult:
     @property
     def ok(self) -> bool:
         return self.reason is Reason.OK
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "order_id": self.order_id,
+            "decision": "accepted" if self.ok else "rejected",
+            "reason": self.reason.value,
+            "released": self.released,
+            "already_closed": self.already_closed,
+        }
 
 
 @dataclass(frozen=True)
@@ -152,6 +175,9 @@ class Kill:
     by: str | None
     reason: str | None
     at_ms: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scope": self.scope, "by": self.by, "reason": self.reason, "at_ms": self.at_ms}
 
 
 @dataclass(frozen=True)

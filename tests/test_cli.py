@@ -581,3 +581,16 @@ def test_main_job_unreachable_url_exits_2() -> None:
     assert proc.returncode == 2
     assert proc.stderr.startswith("Error: ledger unavailable: ConnectionError")
     assert len(proc.stderr.splitlines()) == 1
+
+
+def test_token_commands_are_part_of_the_ledger_cli(redis_url):
+    from click.testing import CliRunner
+
+    from ledger.cli import cli
+
+    runner = CliRunner()
+    made = runner.invoke(cli, ["--redis-url", redis_url, "token", "create", "--role", "ops",
+                               "--name", "ops-1"])
+    assert made.exit_code == 0, made.output
+    listed = runner.invoke(cli, ["--redis-url", redis_url, "token", "list", "--json"])
+    assert listed.exit_code == 0 and "ops-1" in listed.output

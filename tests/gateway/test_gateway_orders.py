@@ -402,3 +402,15 @@ def test_unknown_route_and_method_are_json_errors(client, auth):
     assert client.get("/v1/nothing").json["reason"] == "NOT_FOUND"
     r = client.get("/v1/orders", headers=auth("order-entry"))
     assert r.status_code == 405 and r.json["reason"] == "METHOD_NOT_ALLOWED"
+
+
+def test_the_audit_names_the_token_that_sent_each_message(client, auth, new_order, ledger):
+    headers = auth("order-entry")
+    client.post("/v1/orders", json=new_order("o1"), headers=headers)
+    client.post("/v1/orders/o1/cancel", headers=headers)
+    client.post("/v1/orders/o1/fills", json={"fill_id": "f1", "qty": "1", "price": "187"},
+                headers=headers)
+    client.post("/v1/orders/o1/release", json={"reason": "cancelled"}, headers=headers)
+    ops = {r["op"]: r["by"] for r in ledger.audit_tail(20) if r.get("order_id") == "o1"}
+    assert set(ops) == {"reserve", "cancel", "fill", "release"}
+    assert set(ops.values()) == {"oe-1"}
