@@ -5,7 +5,7 @@ PYTHON ?= $(firstword $(wildcard .venv/bin/python) \
                       $(shell command -v python 2>/dev/null) \
                       $(shell command -v python3 2>/dev/null))
 
-.PHONY: run demo test lint
+.PHONY: run demo test lint bench bench-quick
 
 # The main job: embedded Redis, example policy, demo tokens, two gateways.
 run:
@@ -20,3 +20,10 @@ test:
 
 lint:
 	$(PYTHON) -m ruff check .
+
+# Benchmarks (needs the bench extra: pip install -e '.[bench]'); see docs/performance.md.
+bench:
+	$(PYTHON) -m bench
+
+bench-quick:
+	$(PYTHON) -m bench --quick
