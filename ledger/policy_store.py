@@ -14,28 +14,54 @@ from ledger.policy import Node, Policy
 from ledger.reasons import Reason
 from ledger.scripts import ScriptSet
 
-__all__ = ["firm_fields", "load", "fetch"]
+__all__ = ["firm_fields", "load", "fetch", "RING_IDS", "WINDOW_MS"]
 
 _CHUNK = 1000
+#: Window lengths of ``messages.per_second`` and ``messages.per_10s``.
+WINDOW_MS = {"per_second": 1000, "per_10s": 10000}
+#: The id of each (message type, window) ring in a node's state
+#: (lua/includes/windows.lua); ids are part of the stored layout: never reuse one.
+RING_IDS = {
+    (mtype, window): i
+    for i, (mtype, window) in enumerate(
+        ((t, w) for t in ("all", "new", "replace", "cancel") for w in WINDOW_MS), start=1
+    )
+}
 
 
 def _record(node: Node) -> bytes:
     """The msgpack node record the scripts unpack (see lua/includes/path.lua)."""
     limits = dict(node.limits.items())
-    messages = {
-        kind: {k: v for k, v in (("per_second", m.per_second), ("per_10s", m.per_10s)) if v}
-        for kind, m in node.limits.messages.items()
-    }
     record: dict[str, Any] = {}
     if node.parent:
         record["p"] = node.parent
     if limits:
         record["l"] = limits
-    if messages:
-        record["m"] = messages
+    windows = _windows(node)
+    if windows:
+        record["w"] = windows
     if node.limits.shadow:
         record["sh"] = {name: True for name in sorted(node.limits.shadow)}
     return msgpack.packb(record, use_bin_type=True)
+
+
+def _windows(node: Node) -> dict[str, list[list[int]]]:
+    """Per message type, the windows a message of that type counts in: [limit, ring id, bucket ms].
+
+    Computed here once so that a decision builds no strings or tables for them.
+    """
+    out: dict[str, list[list[int]]] = {}
+    for mtype in ("new", "replace", "cancel"):
+        rows = []
+        for counted in ("all", mtype):
+            caps = node.limits.messages.get(counted)
+            for window, ms in WINDOW_MS.items():
+                limit = getattr(caps, window) if caps else None
+                if limit:
+                    rows.append([limit, RING_IDS[(counted, window)], ms // 10])
+        if rows:
+            out[mtype] = rows
+    return out
 
 
 def firm_fields(policy: Policy, firm: str, rev: int) -> dict[str, Any]:

@@ -13,13 +13,14 @@ import redis
 
 from ledger.keys import Keys
 from ledger.policy import Node, Policy
+from ledger.policy_store import RING_IDS, WINDOW_MS
 from ledger.results import UtilizationRow
 
 __all__ = ["utilization", "audit_tail", "check", "CheckReport", "Aggregates"]
 
 #: The message-window ring geometry of lua/includes/windows.lua.
 _SLOTS = 11
-_WINDOWS = (("per_second", 1000), ("per_10s", 10000))
+_WINDOWS = tuple(WINDOW_MS.items())
 
 
 @dataclass
@@ -44,12 +45,14 @@ def _int(value: Any) -> int:
     return int(value) if value is not None else 0
 
 
-def _unpack_node(blob: bytes | None) -> tuple[Aggregates, dict[str, list[int]]]:
-    """A node field of the aggregate hash (lua/includes/exposure.lua)."""
+def _unpack_node(blob: bytes | None) -> tuple[Aggregates, dict[int, list[int]]]:
+    """A node field of the aggregate hash (lua/includes/exposure.lua); rings by ring id."""
     if blob is None:
         return Aggregates(), {}
     values = msgpack.unpackb(blob, raw=False, strict_map_key=False)
-    rings = values[5] if len(values) > 5 and isinstance(values[5], dict) else {}
+    rings: Any = values[5] if len(values) > 5 else {}
+    if isinstance(rings, list):  # ids 1..n packed as an array
+        rings = dict(enumerate(rings, start=1))
     return Aggregates(*(int(v) for v in values[:5])), rings
 
 
@@ -57,12 +60,14 @@ def _ring_count(ring: list[int] | None, window_ms: int, now_ms: int) -> int:
     # Same arithmetic as ring_count in lua/includes/windows.lua.
     if not ring:
         return 0
-    head = int(ring[0])
-    cur = max(now_ms // (window_ms // 10), head)
-    total = 0
-    for k in range(_SLOTS):
-        if head - ((head - k) % _SLOTS) > cur - _SLOTS:
-            total += int(ring[k + 1])
+    head, total = int(ring[0]), int(ring[1])
+    cur = now_ms // (window_ms // 10)
+    if cur <= head:
+        return total
+    if cur - head >= _SLOTS:
+        return 0
+    for idx in range(head - _SLOTS + 1, cur - _SLOTS + 1):
+        total -= int(ring[(idx % _SLOTS) + 2])
     return total
 
 
@@ -87,7 +92,8 @@ def utilization(
                 for name, window_ms in _WINDOWS:
                     cap = getattr(caps, name)
                     if cap:
-                        count = _ring_count(rings.get(f"{mtype}|{window_ms}"), window_ms, now_ms)
+                        ring = rings.get(RING_IDS[(mtype, name)])
+                        count = _ring_count(ring, window_ms, now_ms)
                         rows.append(
                             UtilizationRow(
                                 node.scope,

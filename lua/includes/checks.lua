@@ -67,8 +67,8 @@ local function check_node(out, nd, req, kind)
   else
     local rings = a[6]
     for _, w in ipairs(nd.windows) do
-      local count = ring_count(rings and rings[w.key], w.width, req.now)
-      if count + 1 > w.limit and breach(out, nd, 'messages', R.MESSAGE_RATE, w.limit, count, 1) then
+      local count = ring_count(rings and rings[w[2]], w[3], req.now)
+      if count + 1 > w[1] and breach(out, nd, 'messages', R.MESSAGE_RATE, w[1], count, 1) then
         return true
       end
     end
@@ -116,7 +116,7 @@ local function count_messages(path, now)
   for _, nd in ipairs(path) do
     if #nd.windows > 0 then
       local rings = nd.agg[6] or {}
-      for _, w in ipairs(nd.windows) do rings[w.key] = ring_add(rings[w.key], w.width, now) end
+      for _, w in ipairs(nd.windows) do rings[w[2]] = ring_add(rings[w[2]], w[3], now) end
       nd.agg[6] = rings
     end
   end

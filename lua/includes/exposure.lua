@@ -4,7 +4,7 @@
     ob, os  open buy / sell notional (minor units)
     fb, fs  filled buy / sell notional (minor units)
     n       open orders
-    w       message-window rings, {["<type>|<window ms>"] = ring} (windows.lua)
+    w       message-window rings by ring id (windows.lua; ids in ledger/policy_store.py)
   One HMGET reads a whole path and one HSET writes it back.
   gross = ob + os + fb + fs
   net   = the worse of |fb - fs + ob| and |fb - fs - os|: signed fills plus

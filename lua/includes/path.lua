@@ -1,7 +1,8 @@
 --[[
   An order's path: its five scopes, their policy records and their state.
   Policy hash fields: "<scope>" -> msgpack node record {p = parent scope,
-  l = {limit = value}, m = {type = {per_second, per_10s}}, sh = {limit = true}};
+  l = {limit = value}, w = {type = {{limit, ring id, bucket ms}, ...}},
+  sh = {limit = true}};
   "e|<scope>|<scope>" -> entitlement; "meta|rev", "meta|mu".
 ]]
 
