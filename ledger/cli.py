@@ -67,8 +67,11 @@ class Settings:
         if self._ledger is None:
             try:
                 self._ledger = Ledger.from_url(
-                    self.redis_url, timeout_s=self.timeout_s, cluster=self.cluster,
-                    prefix=self.prefix, actor="cli",
+                    self.redis_url,
+                    timeout_s=self.timeout_s,
+                    cluster=self.cluster,
+                    prefix=self.prefix,
+                    actor="cli",
                 )
             except ValueError as exc:
                 url = fmt.safe_url(self.redis_url)
@@ -110,8 +113,11 @@ class _LedgerGroup(click.Group):
             settings = ctx.find_object(Settings)
             where = f" at {fmt.safe_url(settings.redis_url)}" if settings else ""
             # Worded as the facade words a driver error: "ConnectionError: ...".
-            what = _one_line(exc) if isinstance(exc, LedgerUnavailable) else (
-                f"{type(exc).__name__}: {_one_line(exc)}")
+            what = (
+                _one_line(exc)
+                if isinstance(exc, LedgerUnavailable)
+                else (f"{type(exc).__name__}: {_one_line(exc)}")
+            )
             raise Unavailable(f"ledger unavailable{where}: {what}") from exc
         except PolicyError as exc:
             raise BadInput("\n".join(exc.problems)) from exc
@@ -131,14 +137,35 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 
 
 @click.group(cls=_LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--redis-url", envvar="LEDGER_REDIS_URL", default=DEFAULT_URL, show_default=True,
-              help="Redis to use (env LEDGER_REDIS_URL).")
-@click.option("--prefix", envvar="LEDGER_PREFIX", default="ledger", show_default=True,
-              callback=_check_prefix, help="Key prefix (env LEDGER_PREFIX).")
-@click.option("--cluster/--no-cluster", default=False, show_default=True,
-              help="Redis Cluster client and key layout.")
-@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=2.0,
-              show_default=True, help="Seconds any one Redis call may take.")
+@click.option(
+    "--redis-url",
+    envvar="LEDGER_REDIS_URL",
+    default=DEFAULT_URL,
+    show_default=True,
+    help="Redis to use (env LEDGER_REDIS_URL).",
+)
+@click.option(
+    "--prefix",
+    envvar="LEDGER_PREFIX",
+    default="ledger",
+    show_default=True,
+    callback=_check_prefix,
+    help="Key prefix (env LEDGER_PREFIX).",
+)
+@click.option(
+    "--cluster/--no-cluster",
+    default=False,
+    show_default=True,
+    help="Redis Cluster client and key layout.",
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=2.0,
+    show_default=True,
+    help="Seconds any one Redis call may take.",
+)
 @click.version_option(package_name="limit-ledger")
 @click.pass_context
 def cli(ctx: click.Context, redis_url: str, prefix: str, cluster: bool, timeout_s: float) -> None:
@@ -156,14 +183,19 @@ def _emit(as_json: bool, doc: Any, text: str | list[str]) -> None:
     click.echo(fmt.to_json(doc) if as_json else text if isinstance(text, str) else "\n".join(text))
 
 
-
 def _policy_info(lg: Ledger) -> dict[str, Any] | None:
     """Revision, sha256 and who/when/source of the loaded policy; None if none is loaded."""
     info = lg.policy_info()
     if info is None:
         return None
-    return {"revision": info["rev"], "sha256": info["sha256"], "by": info["by"],
-            "source": info["source"], "at_ms": info["at_ms"], "at": fmt.format_ms(info["at_ms"])}
+    return {
+        "revision": info["rev"],
+        "sha256": info["sha256"],
+        "by": info["by"],
+        "source": info["source"],
+        "at_ms": info["at_ms"],
+        "at": fmt.format_ms(info["at_ms"]),
+    }
 
 
 def _live_policy(lg: Ledger) -> Policy:
@@ -189,11 +221,17 @@ def validate(file: str, as_json: bool) -> None:
     try:
         pol = load_policy_file(file)
     except PolicyError as exc:
-        _emit(as_json, {"file": file, "ok": False, "nodes": None, "sha256": None,
-                        "problems": exc.problems}, exc.problems)
+        _emit(
+            as_json,
+            {"file": file, "ok": False, "nodes": None, "sha256": None, "problems": exc.problems},
+            exc.problems,
+        )
         click.get_current_context().exit(EXIT_BAD_INPUT)
-    _emit(as_json, {"file": file, "ok": True, "nodes": len(pol.nodes), "sha256": pol.sha256,
-                    "problems": []}, f"{file}: OK ({len(pol.nodes)} nodes, sha256 {pol.sha256})")
+    _emit(
+        as_json,
+        {"file": file, "ok": True, "nodes": len(pol.nodes), "sha256": pol.sha256, "problems": []},
+        f"{file}: OK ({len(pol.nodes)} nodes, sha256 {pol.sha256})",
+    )
 
 
 @policy.command()
@@ -207,9 +245,11 @@ def load(settings: Settings, file: str, by: str, as_json: bool) -> None:
         raise click.BadParameter("must not be empty", param_hint="--by")
     pol = load_policy_file(file)
     rev = settings.ledger().load_policy(pol, by=by, source=file)
-    _emit(as_json, {"file": file, "revision": rev, "sha256": pol.sha256, "by": by,
-                    "nodes": len(pol.nodes)},
-          f"loaded {file}: revision {rev}, sha256 {pol.sha256} ({len(pol.nodes)} nodes)")
+    _emit(
+        as_json,
+        {"file": file, "revision": rev, "sha256": pol.sha256, "by": by, "nodes": len(pol.nodes)},
+        f"loaded {file}: revision {rev}, sha256 {pol.sha256} ({len(pol.nodes)} nodes)",
+    )
 
 
 @policy.command()
@@ -224,9 +264,17 @@ def show(settings: Settings, as_json: bool) -> None:
             click.echo(fmt.to_json({"revision": None}))
         raise BadInput(NO_POLICY)
     pol = _live_policy(lg)
-    _emit(as_json, info | {"currency": pol.currency, "minor_units": pol.minor_units,
-                           "nodes": len(pol.nodes), "firms": pol.firms},
-          fmt.policy_lines(info, pol))
+    _emit(
+        as_json,
+        info
+        | {
+            "currency": pol.currency,
+            "minor_units": pol.minor_units,
+            "nodes": len(pol.nodes),
+            "firms": pol.firms,
+        },
+        fmt.policy_lines(info, pol),
+    )
 
 
 # -- kill switches --------------------------------------------------------------------
@@ -326,11 +374,23 @@ def _follow(lg: Ledger, shown: list[dict[str, Any]], count: int, interval_s: flo
 
 
 @audit.command()
-@click.option("-n", "count", type=click.IntRange(min=1), default=20, show_default=True,
-              help="How many of the newest records to print.")
+@click.option(
+    "-n",
+    "count",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="How many of the newest records to print.",
+)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new records until Ctrl-C.")
-@click.option("--interval", "interval_s", type=click.FloatRange(min=0.01), default=1.0,
-              show_default=True, help="Seconds between polls with --follow.")
+@click.option(
+    "--interval",
+    "interval_s",
+    type=click.FloatRange(min=0.01),
+    default=1.0,
+    show_default=True,
+    help="Seconds between polls with --follow.",
+)
 @json_option
 @pass_settings
 def tail(settings: Settings, count: int, follow: bool, interval_s: float, as_json: bool) -> None:

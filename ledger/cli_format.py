@@ -113,8 +113,12 @@ def utilization_dict(scope: str, rows: Sequence[UtilizationRow], policy: Policy)
             row["used_major"] = format_minor(r.used, policy.minor_units)
             row["limit_major"] = format_minor(r.limit, policy.minor_units)
         out.append(row)
-    return {"scope": scope, "currency": policy.currency, "minor_units": policy.minor_units,
-            "rows": out}
+    return {
+        "scope": scope,
+        "currency": policy.currency,
+        "minor_units": policy.minor_units,
+        "rows": out,
+    }
 
 
 def kills_table(kills: Sequence[Kill]) -> str:
@@ -123,17 +127,29 @@ def kills_table(kills: Sequence[Kill]) -> str:
 
 
 def kill_dict(op: str, result: KillResult, by: str, reason: str) -> dict[str, Any]:
-    return {"op": op, "scope": result.scope, "by": by, "reason": reason,
-            "already": result.already, "open_orders": list(result.open_orders)}
+    return {
+        "op": op,
+        "scope": result.scope,
+        "by": by,
+        "reason": reason,
+        "already": result.already,
+        "open_orders": list(result.open_orders),
+    }
 
 
 def kill_lines(op: str, result: KillResult, by: str, reason: str) -> list[str]:
     if op == "kill":
-        head = (f"{result.scope} was already killed; nothing changed" if result.already
-                else f"killed {result.scope} (by {by}: {reason})")
+        head = (
+            f"{result.scope} was already killed; nothing changed"
+            if result.already
+            else f"killed {result.scope} (by {by}: {reason})"
+        )
     else:
-        head = (f"{result.scope} was not killed; nothing changed" if result.already
-                else f"lifted the kill on {result.scope} (by {by}: {reason})")
+        head = (
+            f"{result.scope} was not killed; nothing changed"
+            if result.already
+            else f"lifted the kill on {result.scope} (by {by}: {reason})"
+        )
     lines = [head]
     if op == "kill" or result.open_orders:
         lines.append(f"open orders to cancel: {len(result.open_orders)}")
@@ -157,8 +173,16 @@ def policy_lines(info: dict[str, Any], policy: Policy) -> list[str]:
 def status_dict(info: dict[str, Any] | None, kills: Sequence[Kill]) -> dict[str, Any]:
     return {
         "policy": info,
-        "kills": [{"scope": k.scope, "by": k.by, "reason": k.reason, "at_ms": k.at_ms,
-                   "at": format_ms(k.at_ms)} for k in kills],
+        "kills": [
+            {
+                "scope": k.scope,
+                "by": k.by,
+                "reason": k.reason,
+                "at_ms": k.at_ms,
+                "at": format_ms(k.at_ms),
+            }
+            for k in kills
+        ],
     }
 
 
@@ -166,16 +190,22 @@ def status_lines(info: dict[str, Any] | None, kills: Sequence[Kill]) -> list[str
     if info is None:
         lines = ["policy: none loaded"]
     else:
-        lines = [f"policy: revision {info['revision']}, sha256 {info['sha256']}, "
-                 f"loaded by {info['by']} at {info['at']}"]
+        lines = [
+            f"policy: revision {info['revision']}, sha256 {info['sha256']}, "
+            f"loaded by {info['by']} at {info['at']}"
+        ]
     if not kills:
         return [*lines, "kill switches: none active"]
     return [*lines, f"kill switches: {len(kills)} active", *kills_table(kills).splitlines()]
 
 
 def check_dict(report: CheckReport) -> dict[str, Any]:
-    return {"ok": report.ok, "nodes": report.nodes, "orders": report.orders,
-            "breaches": list(report.breaches)}
+    return {
+        "ok": report.ok,
+        "nodes": report.nodes,
+        "orders": report.orders,
+        "breaches": list(report.breaches),
+    }
 
 
 def check_lines(report: CheckReport) -> list[str]:

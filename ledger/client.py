@@ -71,6 +71,9 @@ class Ledger:
         self._lock = threading.Lock()
         self._policy: tuple[int, Policy] | None = None
         self._firms: list[str] = []
+        #: scope -> route value from P:{routes} ("F|D" for accounts, "F" otherwise)
+        self._routes: dict[str, str] = {}
+        self._minor_units: int | None = None
         self._order_firms: OrderedDict[str, str] = OrderedDict()
 
     @classmethod
@@ -113,22 +116,42 @@ class Ledger:
                 self._policy = None
             elif self._policy is None or self._policy[0] != current:
                 self._policy = self._call(policy_store.fetch, self.redis, self.keys)
-                self._firms = self._known_firms()
         return self._policy[1] if self._policy else None
 
-    def _firm_of_scope(self, scope: str) -> str:
-        policy = self.policy(refresh=True)
-        node = policy.node(scope) if policy else None
-        if node is None:
-            raise UnknownScope(f"{scope}: no such node in the loaded policy")
-        return node.firm
+    def _route(self, scope: str, refresh: bool = False) -> str | None:
+        """The firm (``F``, or ``F|D`` for an account) of a scope; None if it has no route.
 
-    def _firm_of_order(self, order_id: str) -> str | None:
+        Cached per process; the scripts verify every route they are given, and a
+        stale one is refreshed on the reject it causes.
+        """
+        if not refresh and scope in self._routes:
+            return self._routes[scope]
+        raw = self._call(self.redis.hmget, self.keys.routes(), scope, "meta|mu")
+        self._minor_units = int(raw[1]) if raw[1] is not None else None
+        if raw[0] is None:
+            self._routes.pop(scope, None)
+            return None
+        self._routes[scope] = route = _s(raw[0])
+        return route
+
+    def _units(self) -> int | None:
+        """Minor units of the live policy, for the exactness bound of inputs."""
+        if self._minor_units is None:
+            self._route("meta|rev")
+        return self._minor_units
+
+    def _firm_of_scope(self, scope: str) -> str:
+        route = self._route(scope, refresh=True)
+        if route is None:
+            raise UnknownScope(f"{scope}: no such node in the loaded policy")
+        return route.partition("|")[0]
+
+    def _firm_of_order(self, order_id: str, refresh: bool = False) -> str | None:
         firm = self._order_firms.get(order_id)
-        if firm is not None:
+        if firm is not None and not refresh:
             return firm
         # Every firm that ever had a policy: orders outlive their firm's removal.
-        if self.policy() is None or not self._firms:
+        if refresh or not self._firms:
             self._firms = self._known_firms()
         firms = self._firms
         if len(firms) == 1:
@@ -139,6 +162,21 @@ class Ledger:
                 pipe.exists(self.keys.order(f, order_id))
             found = [f for f, hit in zip(firms, pipe.execute(), strict=True) if hit]
         return found[0] if found else None
+
+    def _on_order(self, order_id: str, run: Callable[[str], list[Any]]) -> list[Any] | None:
+        """``run(firm)`` on the firm that holds the order; None if no firm does.
+
+        The firm list is cached; an order that looks unknown is looked for
+        once more after refreshing it (a firm may have been added since).
+        """
+        firm = self._firm_of_order(order_id)
+        raw = run(firm) if firm is not None else None
+        if raw is None or _s(raw[0]) == Reason.UNKNOWN_ORDER.value:
+            before = self._firms
+            firm = self._firm_of_order(order_id, refresh=True)
+            if firm is not None and (raw is None or self._firms != before):
+                raw = run(firm)
+        return raw
 
     def _known_firms(self) -> list[str]:
         return sorted(_s(m) for m in self._call(self.redis.smembers, self.keys.firms()))
@@ -168,6 +206,8 @@ class Ledger:
         )
         self._policy = (rev, policy)
         self._firms = self._known_firms()
+        self._routes.clear()
+        self._minor_units = policy.minor_units
         return rev
 
     def policy_info(self) -> dict[str, Any] | None:
@@ -198,19 +238,18 @@ class Ledger:
             return Decision.reject(str(order.order_id), Reason.INVALID_ORDER, str(exc))
         o = order
         for attempt in range(2):
-            policy = self.policy(refresh=attempt > 0)
-            if policy is None:
+            route = self._route(f"account:{o.account}", refresh=attempt > 0)
+            if self._minor_units is None:
                 return Decision.reject(o.order_id, Reason.NO_POLICY, "no policy is loaded")
-            path = policy.path(o.account)
-            if path is None:
+            if route is None:
                 if attempt == 0:
                     continue
                 return Decision.reject(
                     o.order_id, Reason.UNKNOWN_NODE, "account not in policy", f"account:{o.account}"
                 )
-            desk, firm = path
+            firm, _, desk = route.partition("|")
             try:
-                notional_minor(valid.qty, valid.price, policy.minor_units)
+                notional_minor(valid.qty, valid.price, self._minor_units)
             except InvalidInput as exc:
                 return Decision.reject(o.order_id, Reason.INVALID_ORDER, str(exc))
             k = self.keys
@@ -251,10 +290,6 @@ class Ledger:
             return decision
         return decision
 
-    def _order_call(self, order_id: str, field: str = "order_id") -> str | None:
-        check_id(order_id, field)
-        return self._firm_of_order(order_id)
-
     def replace(
         self,
         order_id: str,
@@ -268,67 +303,68 @@ class Ledger:
         try:
             check_id(order_id, "order_id")
             new_qty, new_price = parse_qty(qty), parse_price(price)
-            policy = self.policy()
-            if policy is not None:
-                notional_minor(new_qty, new_price, policy.minor_units)
+            units = self._units()
+            if units is not None:
+                notional_minor(new_qty, new_price, units)
         except InvalidInput as exc:
             return Decision.reject(str(order_id), Reason.INVALID_ORDER, str(exc))
-        firm = self._firm_of_order(order_id)
-        if firm is None:
-            return Decision.reject(order_id, Reason.UNKNOWN_ORDER, "no such order")
         k = self.keys
-        raw = self._call(
-            self.scripts.replace,
-            [
-                k.policy(firm),
-                k.kills(firm),
-                k.global_kill(firm),
-                k.order(firm, order_id),
-                k.agg(firm),
-                k.audit(firm),
-            ],
-            [
-                order_id,
-                new_qty,
-                new_price.numerator,
-                new_price.scale,
-                who,
-                self.audit_maxlen,
-            ],
+        raw = self._on_order(
+            order_id,
+            lambda firm: self._call(
+                self.scripts.replace,
+                [
+                    k.policy(firm),
+                    k.kills(firm),
+                    k.global_kill(firm),
+                    k.order(firm, order_id),
+                    k.agg(firm),
+                    k.audit(firm),
+                ],
+                [order_id, new_qty, new_price.numerator, new_price.scale, who, self.audit_maxlen],
+            ),
         )
+        if raw is None:
+            return Decision.reject(order_id, Reason.UNKNOWN_ORDER, "no such order")
         return Decision.from_script(order_id, raw)
 
     def cancel_request(self, order_id: str, *, actor: str | None = None) -> Decision:
         """Count a cancel message; the reservation stays until :meth:`release`."""
         who = self._actor(actor)
         try:
-            firm = self._order_call(order_id)
+            check_id(order_id, "order_id")
         except InvalidInput as exc:
             return Decision.reject(str(order_id), Reason.INVALID_ORDER, str(exc))
-        if firm is None:
-            return Decision.reject(order_id, Reason.UNKNOWN_ORDER, "no such order")
         k = self.keys
-        raw = self._call(
-            self.scripts.cancel,
-            [k.policy(firm), k.order(firm, order_id), k.agg(firm), k.audit(firm)],
-            [order_id, who, self.audit_maxlen],
+        raw = self._on_order(
+            order_id,
+            lambda firm: self._call(
+                self.scripts.cancel,
+                [k.policy(firm), k.order(firm, order_id), k.agg(firm), k.audit(firm)],
+                [order_id, who, self.audit_maxlen],
+            ),
         )
+        if raw is None:
+            return Decision.reject(order_id, Reason.UNKNOWN_ORDER, "no such order")
         return Decision.from_script(order_id, raw)
 
     def release(self, order_id: str, reason: str, *, actor: str | None = None) -> ReleaseResult:
         """Free what the order still reserves (cancel confirmed, venue reject, expiry)."""
         who = self._actor(actor)
-        firm = self._order_call(order_id)
+        check_id(order_id, "order_id")
         if not isinstance(reason, str) or not reason.strip() or len(reason) > 200:
             raise InvalidInput("reason", "must be a non-empty text of at most 200 characters")
-        if firm is None:
-            return ReleaseResult(order_id, Reason.UNKNOWN_ORDER)
         k = self.keys
-        raw = self._call(
-            self.scripts.release,
-            [k.order(firm, order_id), k.agg(firm), k.open_index(firm), k.audit(firm)],
-            [order_id, reason, who, self.audit_maxlen],
+        raw = self._on_order(
+            order_id,
+            lambda firm: self._call(
+                self.scripts.release,
+                [k.order(firm, order_id), k.agg(firm), k.open_index(firm), k.audit(firm)],
+                [order_id, reason, who, self.audit_maxlen],
+            ),
         )
+        if raw is None:
+            return ReleaseResult(order_id, Reason.UNKNOWN_ORDER)
         return ReleaseResult(order_id, Reason(_s(raw[0])), int(raw[1]), bool(raw[2]))
 
     def fill(
@@ -342,28 +378,31 @@ class Ledger:
     ) -> FillResult:
         """Record a fill; a fill id seen before changes nothing."""
         who = self._actor(actor)
-        firm = self._order_call(order_id)
+        check_id(order_id, "order_id")
         check_id(fill_id, "fill_id")
         fill_qty, fill_price = parse_qty(qty), parse_price(price)
-        policy = self.policy()
-        if policy is not None:
-            notional_minor(fill_qty, fill_price, policy.minor_units)
-        if firm is None:
-            return FillResult(order_id, fill_id, Reason.UNKNOWN_ORDER)
+        units = self._units()
+        if units is not None:
+            notional_minor(fill_qty, fill_price, units)
         k = self.keys
-        raw = self._call(
-            self.scripts.fill,
-            [k.order(firm, order_id), k.agg(firm), k.open_index(firm), k.audit(firm)],
-            [
-                order_id,
-                fill_id,
-                fill_qty,
-                fill_price.numerator,
-                fill_price.scale,
-                who,
-                self.audit_maxlen,
-            ],
+        raw = self._on_order(
+            order_id,
+            lambda firm: self._call(
+                self.scripts.fill,
+                [k.order(firm, order_id), k.agg(firm), k.open_index(firm), k.audit(firm)],
+                [
+                    order_id,
+                    fill_id,
+                    fill_qty,
+                    fill_price.numerator,
+                    fill_price.scale,
+                    who,
+                    self.audit_maxlen,
+                ],
+            ),
         )
+        if raw is None:
+            return FillResult(order_id, fill_id, Reason.UNKNOWN_ORDER)
         return FillResult(
             order_id,
             fill_id,
@@ -388,9 +427,7 @@ class Ledger:
                 "scope", "must be 'global' or kind:id with kind in " + ", ".join(KINDS)
             )
         if scope == "global":
-            firms = sorted(
-                set(self.policy().firms if self.policy() else []) | set(self._known_firms())
-            )
+            firms = self._known_firms()
         else:
             try:
                 firms = [self._firm_of_scope(scope)]

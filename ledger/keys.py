@@ -38,6 +38,10 @@ Global (not firm-tagged; never touched by an order decision except the kill):
 ``P:kill:global:meta``         hash    who/when of a kill set through the ledger
 ``P:policy``                   hash    the whole policy document (msgpack), ``rev``,
                                        ``sha``, ``by``, ``at_ms``: what clients route with
+``P:{routes}``                 hash    routing for clients, replaced whole at each load:
+                                       ``account:A`` -> ``F|D``, other scopes -> ``F``,
+                                       ``meta|mu`` minor units, ``meta|rev``
+``P:{routes}:next``            hash    its staging copy (same slot, for RENAME)
 ``P:firms``                    set     every firm that ever had a policy
 ``P:audit``                    stream  global audit: policy loads, global kills
 ``P:tokens``                   hash    gateway API tokens: sha256 of token -> role, name,
@@ -121,6 +125,12 @@ class Keys:
 
     def policy_doc(self) -> str:
         return f"{self.prefix}:policy"
+
+    def routes(self) -> str:
+        return f"{self.prefix}:{{routes}}"
+
+    def routes_next(self) -> str:
+        return f"{self.prefix}:{{routes}}:next"
 
     def firms(self) -> str:
         return f"{self.prefix}:firms"

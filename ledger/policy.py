@@ -196,8 +196,10 @@ def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> Iterato
             continue  # unhashable: the standard constructor reports it
         if key in seen:
             raise yaml.constructor.ConstructorError(
-                "while constructing a mapping", node.start_mark,
-                f"found duplicate key {_short(key)}", key_node.start_mark,
+                "while constructing a mapping",
+                node.start_mark,
+                f"found duplicate key {_short(key)}",
+                key_node.start_mark,
             )
         seen.add(key)
     # A generator, as PyYAML's own: the empty mapping first, so aliases may refer to it.

@@ -143,6 +143,7 @@ def load(
         )
         if code.decode() != Reason.OK.value:
             raise LedgerError(f"policy load of firm {firm} lost a race with another load; retry")
+    _write_routes(client, keys, policy, rev)
     now_ms = int(time.time() * 1000)
     # These keys live in different cluster slots: no MULTI on a cluster.
     pipe = client.pipeline(transaction=not keys.cluster)
@@ -180,6 +181,28 @@ def load(
     )
     pipe.execute()
     return rev
+
+
+def routes(policy: Policy, rev: int) -> dict[str, Any]:
+    """What a client needs to route an order or a scope, without the whole policy."""
+    fields: dict[str, Any] = {"meta|mu": policy.minor_units, "meta|rev": rev}
+    for node in policy.nodes.values():
+        fields[node.scope] = node.firm
+    for scope, node in policy.nodes.items():
+        if node.kind == "account" and node.parent:
+            fields[scope] = f"{node.firm}|{node.parent.partition(':')[2]}"
+    return fields
+
+
+def _write_routes(client: redis.Redis, keys: Keys, policy: Policy, rev: int) -> None:
+    items = list(routes(policy, rev).items())
+    pipe = client.pipeline(transaction=False)
+    pipe.delete(keys.routes_next())
+    for i in range(0, len(items), _CHUNK):
+        pipe.hset(keys.routes_next(), mapping=dict(items[i : i + _CHUNK]))
+    pipe.execute()
+    # Same slot ({routes}), so this also holds on a cluster: clients see one whole table.
+    client.rename(keys.routes_next(), keys.routes())
 
 
 def fetch(client: redis.Redis, keys: Keys) -> tuple[int, Policy] | None:

@@ -95,9 +95,15 @@ def _demo(lg: Ledger, policy: Policy, source: str, tail: int) -> None:
     for order in DEMO_ORDERS:
         d = lg.reserve(order)
         detail = format_minor(d.notional, policy.minor_units) if d.accepted else d.scope or "-"
-        rows.append([d.order_id, f"{order.side} {order.qty} {order.symbol} @ {order.price}",
-                     "accepted" if d.accepted else "rejected", d.reason.value,
-                     detail + (" (replayed)" if d.replayed else "")])
+        rows.append(
+            [
+                d.order_id,
+                f"{order.side} {order.qty} {order.symbol} @ {order.price}",
+                "accepted" if d.accepted else "rejected",
+                d.reason.value,
+                detail + (" (replayed)" if d.replayed else ""),
+            ]
+        )
     click.echo("\ndecisions")
     click.echo(fmt.table(["ORDER", "WHAT", "DECISION", "REASON", "NOTIONAL/SCOPE"], rows))
     click.echo(f"\nutilization (money in {policy.currency})")
@@ -108,12 +114,23 @@ def _demo(lg: Ledger, policy: Policy, source: str, tail: int) -> None:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--policy", "policy_path", type=click.Path(dir_okay=False), default=None,
-              help="Policy file to load [default: examples/policy.yaml].")
-@click.option("--keep-running", is_flag=True,
-              help="Keep the server up until Ctrl-C and print its URL.")
-@click.option("--tail", type=click.IntRange(min=1), default=20, show_default=True,
-              help="Audit records to print.")
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Policy file to load [default: examples/policy.yaml].",
+)
+@click.option(
+    "--keep-running", is_flag=True, help="Keep the server up until Ctrl-C and print its URL."
+)
+@click.option(
+    "--tail",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Audit records to print.",
+)
 def main(policy_path: str | None, keep_running: bool, tail: int) -> None:
     """Run the demonstration: server, policy, demo orders, utilization, audit tail."""
     path = Path(policy_path) if policy_path else default_policy_path()
@@ -147,6 +164,7 @@ def main(policy_path: str | None, keep_running: bool, tail: int) -> None:
         raise _NoServer(f"ledger unavailable: {exc}") from exc
     except LedgerError as exc:
         raise click.ClickException(str(exc)) from exc
+
 
 if __name__ == "__main__":
     main(prog_name="python -m ledger.run")

@@ -124,3 +124,28 @@ def test_policy_cache_follows_loads_by_other_processes(redis_client, count):
     load(Ledger(redis_client), doc)
     assert lg.reserve(order("o1", account="A4")).accepted
     assert agg(lg, "desk:D2").n == count
+
+
+def test_a_new_client_routes_without_fetching_the_whole_policy(redis_client):
+    load(Ledger(redis_client))
+    fresh = Ledger(redis_client)
+    assert fresh.reserve(order("o1")).accepted
+    assert fresh.fill("o1", "f1", qty="1", price="100").ok
+    # Routing came from the per-account routes; the policy document was never read.
+    assert fresh._policy is None
+
+
+def test_orders_of_a_firm_added_later_are_found_by_an_older_client(redis_client):
+    old = Ledger(redis_client)
+    load(old)
+    assert old.reserve(order("o1")).accepted  # old now knows one firm: F1
+    doc = copy.deepcopy(TIGHT)
+    doc["firms"].append({"id": "F2", "desks": [{"id": "X2", "accounts": [{"id": "B2"}]}]})
+    doc["strategies"].append({"id": "S9", "accounts": ["B2"]})
+    doc["traders"].append({"id": "T9", "accounts": ["B2"], "strategies": ["S9"]})
+    other = Ledger(redis_client)
+    load(other, doc)
+    assert other.reserve(order("o2", trader="T9", strategy="S9", account="B2")).accepted
+    assert old.fill("o2", "f1", qty="1", price="100").ok
+    assert old.release("o2", reason="cancelled").released > 0
+    assert old.release("o1", reason="cancelled").released > 0
