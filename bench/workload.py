@@ -176,59 +176,29 @@ def orders(
         )
 
 
-class _Captured(Exception):
-    def __init__(self, keys: list[str], args: list[Any]) -> None:
-        super().__init__("captured")
-        self.keys, self.argv = keys, args
-
-
 def capture_reserve(lg: Ledger, order: Order) -> tuple[list[str], list[Any]]:
-    """The keys and arguments :meth:`Ledger.reserve` would send for ``order``.
-
-    The facade's own validation and routing run unchanged; only the script
-    call is intercepted, so the pipelined variant and the script variants send
-    exactly what the library sends.
-    """
-    real = lg.scripts.reserve
-
-    def grab(keys: list[str], args: list[Any], client: Any = None) -> Any:
-        raise _Captured(list(keys), list(args))
-
-    lg.scripts.reserve = grab  # type: ignore[assignment]
-    try:
-        lg.reserve(order)
-    except _Captured as call:
-        return call.keys, call.argv
-    finally:
-        lg.scripts.reserve = real
-    raise RuntimeError(f"{order.order_id}: reserve was decided without a script call")
+    """The keys and arguments :meth:`Ledger.reserve` sends for ``order``."""
+    call = lg.reserve_call(order)
+    if isinstance(call, Decision):
+        raise RuntimeError(f"{order.order_id}: decided without a script call: {call.reason}")
+    _firm, keys, args = call
+    return keys, args
 
 
-def reserve_many(lg: Ledger, batch: Sequence[Order], sha: str | None = None) -> list[Decision]:
-    """Reserve a batch of orders in one round trip (one EVALSHA each, pipelined).
-
-    Each order is still its own atomic decision; only the network round trip
-    is shared. The script must be loaded (``lg.ping()`` loads every script).
-    """
-    sha = sha or lg.scripts.reserve.script.sha
-    pipe = lg.redis.pipeline(transaction=False)
-    for order in batch:
-        keys, args = capture_reserve(lg, order)
-        pipe.evalsha(sha, len(keys), *keys, *args)
-    raw = pipe.execute()
-    return [Decision.from_script(o.order_id, r) for o, r in zip(batch, raw, strict=True)]
+def reserve_many(lg: Ledger, batch: Sequence[Order]) -> list[Decision]:
+    """One round trip per batch: :meth:`Ledger.reserve_many`."""
+    return lg.reserve_many(list(batch))
 
 
 def fill_pipelined(lg: Ledger, all_orders: Iterable[Order], batch: int = 500) -> int:
     """Reserve every order, ``batch`` per round trip; the number accepted."""
     accepted = 0
     chunk: list[Order] = []
-    sha = lg.scripts.reserve.script.sha
     for order in all_orders:
         chunk.append(order)
         if len(chunk) == batch:
-            accepted += sum(d.accepted for d in reserve_many(lg, chunk, sha))
+            accepted += sum(d.accepted for d in reserve_many(lg, chunk))
             chunk = []
     if chunk:
-        accepted += sum(d.accepted for d in reserve_many(lg, chunk, sha))
+        accepted += sum(d.accepted for d in reserve_many(lg, chunk))
     return accepted

@@ -229,66 +229,105 @@ class Ledger:
             raise InvalidInput("actor", "must be a non-empty text of at most 200 characters")
         return actor
 
-    def reserve(self, order: Order, *, actor: str | None = None) -> Decision:
-        """Check and reserve a new order, all-or-nothing. Raises :class:`LedgerUnavailable`."""
+    def reserve_call(
+        self, order: Order, *, actor: str | None = None, refresh: bool = False
+    ) -> Decision | tuple[str, list[str], list[Any]]:
+        """What :meth:`reserve` sends for ``order``: ``(firm, keys, args)`` of the one
+        script call, or the Decision when the order is refused before reaching Redis."""
         who = self._actor(actor)
+        o = order
         try:
             valid = order.validate()
         except InvalidInput as exc:
             return Decision.reject(str(order.order_id), Reason.INVALID_ORDER, str(exc))
-        o = order
-        for attempt in range(2):
-            route = self._route(f"account:{o.account}", refresh=attempt > 0)
-            if self._minor_units is None:
-                return Decision.reject(o.order_id, Reason.NO_POLICY, "no policy is loaded")
-            if route is None:
-                if attempt == 0:
-                    continue
-                return Decision.reject(
-                    o.order_id, Reason.UNKNOWN_NODE, "account not in policy", f"account:{o.account}"
-                )
-            firm, _, desk = route.partition("|")
-            try:
-                notional_minor(valid.qty, valid.price, self._minor_units)
-            except InvalidInput as exc:
-                return Decision.reject(o.order_id, Reason.INVALID_ORDER, str(exc))
-            k = self.keys
-            raw = self._call(
-                self.scripts.reserve,
-                [
-                    k.policy(firm),
-                    k.kills(firm),
-                    k.global_kill(firm),
-                    k.order(firm, o.order_id),
-                    k.agg(firm),
-                    k.open_index(firm),
-                    k.audit(firm),
-                ],
-                [
-                    o.order_id,
-                    firm,
-                    desk,
-                    o.account,
-                    o.strategy,
-                    o.trader,
-                    o.symbol,
-                    o.side,
-                    valid.qty,
-                    valid.price.numerator,
-                    valid.price.scale,
-                    valid.fingerprint,
-                    who,
-                    self.audit_maxlen,
-                    self.reject_ttl_ms,
-                ],
+        route = self._route(f"account:{o.account}", refresh=refresh)
+        if self._minor_units is None:
+            return Decision.reject(o.order_id, Reason.NO_POLICY, "no policy is loaded")
+        if route is None:
+            return Decision.reject(
+                o.order_id, Reason.UNKNOWN_NODE, "account not in policy", f"account:{o.account}"
             )
-            decision = Decision.from_script(o.order_id, raw)
-            if decision.accepted:
-                self._remember(o.order_id, firm)
-            if decision.reason in _RETRYABLE and attempt == 0:
-                continue
-            return decision
+        firm, _, desk = route.partition("|")
+        try:
+            notional_minor(valid.qty, valid.price, self._minor_units)
+        except InvalidInput as exc:
+            return Decision.reject(o.order_id, Reason.INVALID_ORDER, str(exc))
+        k = self.keys
+        keys = [
+            k.policy(firm),
+            k.kills(firm),
+            k.global_kill(firm),
+            k.order(firm, o.order_id),
+            k.agg(firm),
+            k.open_index(firm),
+            k.audit(firm),
+        ]
+        args = [
+            o.order_id,
+            firm,
+            desk,
+            o.account,
+            o.strategy,
+            o.trader,
+            o.symbol,
+            o.side,
+            valid.qty,
+            valid.price.numerator,
+            valid.price.scale,
+            valid.fingerprint,
+            who,
+            self.audit_maxlen,
+            self.reject_ttl_ms,
+        ]
+        return firm, keys, args
+
+    def _decided(self, order_id: str, firm: str, raw: list[Any]) -> Decision:
+        decision = Decision.from_script(order_id, raw)
+        if decision.accepted:
+            self._remember(order_id, firm)
         return decision
+
+    def reserve(self, order: Order, *, actor: str | None = None) -> Decision:
+        """Check and reserve a new order, all-or-nothing. Raises :class:`LedgerUnavailable`."""
+        for attempt in range(2):
+            call = self.reserve_call(order, actor=actor, refresh=attempt > 0)
+            if isinstance(call, Decision):
+                if call.reason is Reason.UNKNOWN_NODE and attempt == 0:
+                    continue
+                return call
+            firm, keys, args = call
+            decision = self._decided(
+                order.order_id, firm, self._call(self.scripts.reserve, keys, args)
+            )
+            if decision.reason not in _RETRYABLE or attempt > 0:
+                return decision
+        return decision
+
+    def reserve_many(self, orders: list[Order], *, actor: str | None = None) -> list[Decision]:
+        """Reserve a batch in one round trip: each order is still its own atomic
+        script call, decided in the order given. Orders whose routing turns out
+        stale are decided again one by one."""
+        calls = [self.reserve_call(o, actor=actor) for o in orders]
+        with self._redis_errors():
+            pipe = self.redis.pipeline(transaction=False)
+            for call in calls:
+                if not isinstance(call, Decision):
+                    self.scripts.reserve(call[1], call[2], client=pipe)
+            raws = iter(pipe.execute())
+        out = []
+        for order, call in zip(orders, calls, strict=True):
+            if isinstance(call, Decision):
+                decision = (
+                    call
+                    if call.reason is not Reason.UNKNOWN_NODE
+                    else self.reserve(order, actor=actor)
+                )
+            else:
+                decision = self._decided(order.order_id, call[0], next(raws))
+                if decision.reason in _RETRYABLE:
+                    decision = self.reserve(order, actor=actor)
+            out.append(decision)
+        return out
 
     def replace(
         self,
