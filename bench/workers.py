@@ -2,8 +2,8 @@
 
 Every worker connects once per process and warms up before ``start_at``
 (a ``time.monotonic()`` instant, which Linux shares between processes), so
-all workers start their timed part together and connection set-up, policy
-fetch and script loading stay outside every measurement.
+all workers start their timed part together and connection set-up, route
+reads and script loading stay outside every measurement.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def _ledger(url: str, prefix: str) -> Ledger:
     if lg is None:
         lg = Ledger.from_url(url, prefix=prefix, timeout_s=30.0, actor="bench")
         lg.ping()
-        lg.policy()
+        lg.prefetch_routes()
         _LEDGERS[(url, prefix)] = lg
     return lg
 

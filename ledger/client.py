@@ -134,6 +134,16 @@ class Ledger:
         self._routes[scope] = route = _s(raw[0])
         return route
 
+    def prefetch_routes(self) -> int:
+        """Read every route at once (e.g. at start-up), so that no first order of an
+        account pays a route read; returns how many were read."""
+        raw = self._call(self.redis.hgetall, self.keys.routes())
+        table = {_s(k): _s(v) for k, v in raw.items()}
+        mu = table.get("meta|mu")
+        self._minor_units = int(mu) if mu is not None else None
+        self._routes = {k: v for k, v in table.items() if not k.startswith("meta|")}
+        return len(self._routes)
+
     def _units(self) -> int | None:
         """Minor units of the live policy, for the exactness bound of inputs."""
         if self._minor_units is None:

@@ -10,7 +10,7 @@ import redis
 
 from ledger import Ledger, Reason, load_policy_file
 from tests.conftest import EXAMPLE_POLICY
-from tests.helpers import TIGHT, agg, load, order
+from tests.helpers import TIGHT, agg, load, order, tight_policy
 
 
 def test_load_records_revision_who_and_sha(redis_client):
@@ -149,3 +149,23 @@ def test_orders_of_a_firm_added_later_are_found_by_an_older_client(redis_client)
     assert old.fill("o2", "f1", qty="1", price="100").ok
     assert old.release("o2", reason="cancelled").released > 0
     assert old.release("o1", reason="cancelled").released > 0
+
+
+def test_prefetched_routes_make_every_decision_one_call(redis_client):
+    load(Ledger(redis_client))
+    fresh = Ledger(redis_client)
+    fresh.ping()  # loads every script, as the gateway's readiness check does
+    assert fresh.prefetch_routes() == len(tight_policy().nodes)
+    sent = []
+    real = redis_client.execute_command
+
+    def counting(*args, **kwargs):
+        sent.append(args[0])
+        return real(*args, **kwargs)
+
+    redis_client.execute_command = counting
+    try:
+        assert fresh.reserve(order("o1", account="A2")).accepted
+    finally:
+        redis_client.execute_command = real
+    assert sent == ["EVALSHA"]

@@ -18,11 +18,11 @@ local r = nil
 local out = {}
 for i, step in ipairs(cjson.decode(ARGV[1])) do
   local now = step[2]
-  if step[1] == 1 then r = ring_add(r, %d, now) end
-  out[#out + 1] = ring_count(r, %d, now)
+  if step[1] == 1 then r = ring_add(r, WIDTH, now) end
+  out[#out + 1] = ring_count(r, WIDTH, now)
 end
 return {cjson.encode(out), cjson.encode(r or {})}
-""" % (WIDTH, WIDTH)
+""".replace("WIDTH", str(WIDTH))
 
 
 def reference(steps: list[tuple[int, int]]) -> list[int]:
@@ -48,7 +48,7 @@ def run(redis_client, steps):
 )
 @given(
     st.lists(st.tuples(st.integers(0, 1), st.integers(0, 2500)), min_size=1, max_size=60).map(
-        lambda xs: [(op, t) for op, t in zip([x[0] for x in xs], sorted(x[1] for x in xs))]
+        lambda xs: list(zip([x[0] for x in xs], sorted(x[1] for x in xs), strict=True))
     )
 )
 def test_ring_counts_exactly_the_newest_eleven_buckets(redis_client, steps):

@@ -4,7 +4,7 @@ Each step starts from an empty server and loads a policy with ``T``
 traders (``T/10`` accounts, each with its strategy, and ``T/100`` desks; all
 controls at every node). It records the time to validate and load the
 policy, the policy's memory per node, a client's cold start (first decision
-of a new process: fetching and parsing the policy), then trades once with
+of a new process: reading its account's route, then the script call), then trades once with
 every trader so each node has state, and measures ``reserve`` beside the
 five-level floor over traders spread across the whole tree.
 """
@@ -65,7 +65,7 @@ def step(ctx: Context, traders: int) -> dict[str, Any]:
     load_s = time.perf_counter() - t0
     lg.ping()
     policy_bytes = _memory(ctx) - before
-    # A new process's first decision: policy fetch and parse, then the script call.
+    # A new process's first decision: one route read, then the script call.
     cold = Ledger.from_url(ctx.url, prefix=prefix, timeout_s=120.0, actor="bench")
     cold.ping()
     first = next(orders(shape, 1, "cold"))

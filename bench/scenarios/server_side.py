@@ -31,7 +31,7 @@ def round_trips(ctx: Context, prefix: str, n: int) -> dict[str, float]:
     pool = redis.ConnectionPool.from_url(ctx.url, connection_class=CountingConnection)
     lg = Ledger(redis.Redis(connection_pool=pool), prefix=prefix, actor="bench")
     lg.ping()
-    lg.policy()
+    lg.prefetch_routes()
     batch = list(orders(FULL, n, "rt"))
     out = {}
     CountingConnection.sends = 0

@@ -28,20 +28,14 @@ from ledger import Ledger
 from ledger.embedded import EmbeddedRedis, free_port
 from ledger.tokens import Role, TokenStore
 from ledger.views import aggregates
+from tests.gateway.conftest import ORDER as BASE_ORDER
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "gateway" / "gunicorn.conf.py"
-ORDER = {
-    "trader": "T-ALICE",
-    "strategy": "MM-1",
-    "account": "ACC-1",
-    "symbol": "AAPL",
-    "side": "buy",
-    "qty": "10",
-    "price": "100",
-}  # 1,000.00 USD each
+#: 1,000.00 USD each.
+ORDER = {k: v for k, v in {**BASE_ORDER, "qty": "10", "price": "100"}.items() if k != "order_id"}
 
 
 def http(method: str, url: str, token: str | None = None, body: Any = None) -> tuple[int, Any]:

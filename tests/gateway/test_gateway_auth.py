@@ -5,17 +5,9 @@ from __future__ import annotations
 import pytest
 
 from ledger.tokens import Role, TokenStore
+from tests.gateway.conftest import ORDER as BASE_ORDER
 
-ORDER = {
-    "order_id": "z1",
-    "trader": "T-ALICE",
-    "strategy": "MM-1",
-    "account": "ACC-1",
-    "symbol": "AAPL",
-    "side": "buy",
-    "qty": "100",
-    "price": "187.25",
-}
+ORDER = {**BASE_ORDER, "order_id": "z1"}
 KILL = {"scope": "desk:EQ-CASH", "reason": "test"}
 
 #: (method, path, body, roles allowed)

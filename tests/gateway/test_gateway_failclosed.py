@@ -14,16 +14,9 @@ from ledger import Ledger
 from ledger.embedded import EmbeddedRedis, free_port
 from ledger.tokens import Role, TokenStore
 from ledger.views import aggregates
+from tests.gateway.conftest import ORDER as BASE_ORDER
 
-ORDER = {
-    "trader": "T-ALICE",
-    "strategy": "MM-1",
-    "account": "ACC-1",
-    "symbol": "AAPL",
-    "side": "buy",
-    "qty": "100",
-    "price": "187.25",
-}
+ORDER = {k: v for k, v in BASE_ORDER.items() if k != "order_id"}
 
 ROUTES = [
     ("POST", "/v1/orders", {**ORDER, "order_id": "u1"}),

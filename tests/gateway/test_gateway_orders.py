@@ -408,8 +408,9 @@ def test_the_audit_names_the_token_that_sent_each_message(client, auth, new_orde
     headers = auth("order-entry")
     client.post("/v1/orders", json=new_order("o1"), headers=headers)
     client.post("/v1/orders/o1/cancel", headers=headers)
-    client.post("/v1/orders/o1/fills", json={"fill_id": "f1", "qty": "1", "price": "187"},
-                headers=headers)
+    client.post(
+        "/v1/orders/o1/fills", json={"fill_id": "f1", "qty": "1", "price": "187"}, headers=headers
+    )
     client.post("/v1/orders/o1/release", json={"reason": "cancelled"}, headers=headers)
     ops = {r["op"]: r["by"] for r in ledger.audit_tail(20) if r.get("order_id") == "o1"}
     assert set(ops) == {"reserve", "cancel", "fill", "release"}
