@@ -21,6 +21,7 @@ import msgpack
 import redis
 
 from ledger import policy_store, views
+from ledger._types import RedisClient
 from ledger.errors import InvalidInput, LedgerUnavailable, UnknownScope
 from ledger.keys import Keys, check_id
 from ledger.money import notional_minor, parse_price, parse_qty
@@ -54,7 +55,7 @@ class Ledger:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: RedisClient,
         *,
         prefix: str = "ledger",
         cluster: bool = False,
@@ -131,7 +132,8 @@ class Ledger:
         if raw[0] is None:
             self._routes.pop(scope, None)
             return None
-        self._routes[scope] = route = _s(raw[0])
+        route: str = _s(raw[0])
+        self._routes[scope] = route
         return route
 
     def prefetch_routes(self) -> int:
@@ -485,7 +487,7 @@ class Ledger:
                 firms = self._firms_with_kill(scope) if op == "unkill" else []
                 if not firms:
                     raise
-        already, open_orders = True, []
+        already, open_orders = True, list[str]()
         if scope == "global":
             # The plain key first: from here on, every single-instance gateway
             # stops; on a cluster it is what a firm loaded later inherits.

@@ -160,7 +160,7 @@ def notional_minor(qty: int, price: Price, minor_units: int, field: str = "qty")
         notional = -(-product // 10 ** (price.scale - minor_units))
     if notional > MAX_EXACT:
         raise InvalidInput(field, "notional is too large to stay exact")
-    return notional
+    return int(notional)
 
 
 def format_minor(minor: int, minor_units: int) -> str:

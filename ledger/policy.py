@@ -150,7 +150,8 @@ class Policy:
         return desk.id, node.firm
 
     def pack(self) -> bytes:
-        return msgpack.packb(self.document, use_bin_type=True)
+        packed: bytes = msgpack.packb(self.document, use_bin_type=True)
+        return packed
 
     @classmethod
     def unpack(cls, blob: bytes) -> Policy:

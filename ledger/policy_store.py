@@ -6,8 +6,8 @@ import time
 from typing import Any
 
 import msgpack
-import redis
 
+from ledger._types import RedisClient
 from ledger.errors import LedgerError
 from ledger.keys import Keys
 from ledger.policy import Node, Policy
@@ -42,7 +42,8 @@ def _record(node: Node) -> bytes:
         record["w"] = windows
     if node.limits.shadow:
         record["sh"] = {name: True for name in sorted(node.limits.shadow)}
-    return msgpack.packb(record, use_bin_type=True)
+    packed: bytes = msgpack.packb(record, use_bin_type=True)
+    return packed
 
 
 def _windows(node: Node) -> dict[str, list[list[int]]]:
@@ -83,7 +84,7 @@ def firm_fields(policy: Policy, firm: str, rev: int) -> dict[str, Any]:
 
 
 def load(
-    client: redis.Redis,
+    client: RedisClient,
     keys: Keys,
     scripts: ScriptSet,
     policy: Policy,
@@ -194,7 +195,7 @@ def routes(policy: Policy, rev: int) -> dict[str, Any]:
     return fields
 
 
-def _write_routes(client: redis.Redis, keys: Keys, policy: Policy, rev: int) -> None:
+def _write_routes(client: RedisClient, keys: Keys, policy: Policy, rev: int) -> None:
     items = list(routes(policy, rev).items())
     pipe = client.pipeline(transaction=False)
     pipe.delete(keys.routes_next())
@@ -205,7 +206,7 @@ def _write_routes(client: redis.Redis, keys: Keys, policy: Policy, rev: int) -> 
     client.rename(keys.routes_next(), keys.routes())
 
 
-def fetch(client: redis.Redis, keys: Keys) -> tuple[int, Policy] | None:
+def fetch(client: RedisClient, keys: Keys) -> tuple[int, Policy] | None:
     """The policy clients route with, and its revision; None if none was ever loaded."""
     raw = client.hmget(keys.policy_doc(), "rev", "doc")
     if raw[0] is None or raw[1] is None:
@@ -213,6 +214,6 @@ def fetch(client: redis.Redis, keys: Keys) -> tuple[int, Policy] | None:
     return int(raw[0]), Policy.unpack(raw[1])
 
 
-def revision(client: redis.Redis, keys: Keys) -> int | None:
+def revision(client: RedisClient, keys: Keys) -> int | None:
     raw = client.hget(keys.policy_doc(), "rev")
     return int(raw) if raw is not None else None

@@ -29,6 +29,7 @@ from typing import Any, Final, cast
 
 import redis
 
+from ledger._types import RedisClient
 from ledger.errors import InvalidInput, LedgerUnavailable
 from ledger.policy import _ID
 
@@ -91,7 +92,7 @@ class TokenStore:
         prefix: the ledger key prefix, ``ledger`` by default.
     """
 
-    def __init__(self, client: redis.Redis, prefix: str = "ledger") -> None:
+    def __init__(self, client: RedisClient, prefix: str = "ledger") -> None:
         self.redis = client
         self.prefix = prefix
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
-import redis
 
+from ledger._types import RedisClient
 from ledger.keys import Keys
 from ledger.policy import Node, Policy
 from ledger.policy_store import RING_IDS, WINDOW_MS
@@ -72,7 +72,7 @@ def _ring_count(ring: list[int] | None, window_ms: int, now_ms: int) -> int:
 
 
 def utilization(
-    client: redis.Redis, keys: Keys, policy: Policy, scope: str
+    client: RedisClient, keys: Keys, policy: Policy, scope: str
 ) -> list[UtilizationRow]:
     """Per node under ``scope`` and per limit: used against limit, from one atomic snapshot."""
     nodes = policy.subtree(scope)
@@ -119,7 +119,7 @@ def _node_rows(node: Node, agg: Aggregates) -> list[UtilizationRow]:
     return rows
 
 
-def aggregates(client: redis.Redis, keys: Keys, firm: str) -> dict[str, Aggregates]:
+def aggregates(client: RedisClient, keys: Keys, firm: str) -> dict[str, Aggregates]:
     """Every node's aggregates of one firm, by scope."""
     return {
         field.decode(): _unpack_node(blob)[0]
@@ -128,7 +128,7 @@ def aggregates(client: redis.Redis, keys: Keys, firm: str) -> dict[str, Aggregat
 
 
 def audit_tail(
-    client: redis.Redis, keys: Keys, firms: Iterable[str], count: int
+    client: RedisClient, keys: Keys, firms: Iterable[str], count: int
 ) -> list[dict[str, Any]]:
     """The newest ``count`` audit records over the global and every firm stream, oldest first."""
     streams = [keys.audit()] + [keys.audit(f) for f in firms]
@@ -139,7 +139,7 @@ def audit_tail(
     for stream, entries in zip(streams, pipe.execute(), strict=True):
         for entry_id, fields in entries:
             # Scripts write false for "no value" (a nil would end a Lua table).
-            record = {
+            record: dict[str, Any] = {
                 k: (None if v is False else v)
                 for k, v in msgpack.unpackb(fields[b"m"], raw=False).items()
             }
@@ -170,7 +170,7 @@ class CheckReport:
         return not self.breaches
 
 
-def _order_sums(client: redis.Redis, keys: Keys, firm: str) -> tuple[dict[str, Aggregates], int]:
+def _order_sums(client: RedisClient, keys: Keys, firm: str) -> tuple[dict[str, Aggregates], int]:
     fields = ("st", "o", "res", "fn")
     sums: dict[str, Aggregates] = defaultdict(Aggregates)
     count = 0
@@ -210,7 +210,7 @@ def _order_sums(client: redis.Redis, keys: Keys, firm: str) -> tuple[dict[str, A
 
 
 def check(
-    client: redis.Redis, keys: Keys, policy: Policy | None, firms: list[str], attempts: int = 5
+    client: RedisClient, keys: Keys, policy: Policy | None, firms: list[str], attempts: int = 5
 ) -> CheckReport:
     """Every node's aggregates equal the sums over its orders; no enforced budget is exceeded.
 
