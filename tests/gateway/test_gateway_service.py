@@ -85,8 +85,10 @@ def test_metrics_count_decisions_latency_kills_and_redis_errors(client, auth, ne
     assert _sample(text, d, op="reserve", result="rejected", reason="MAX_ORDER_QTY") == 1
     assert _sample(text, d, op="reserve", result="rejected", reason="INVALID_ORDER") == 1
     assert _sample(text, d) == 3
-    assert _sample(text, "ledger_gateway_request_seconds_count", op="reserve") == 4
-    assert _sample(text, "ledger_gateway_request_seconds_bucket", op="reserve", le="+Inf") == 4
+    latency = "ledger_gateway_request_seconds"  # a histogram: these are request counts
+    requests = _sample(text, f"{latency}_count", op="reserve")
+    in_last_bucket = _sample(text, f"{latency}_bucket", op="reserve", le="+Inf")
+    assert (requests, in_last_bucket) == (4, 4)
     assert _sample(text, "ledger_gateway_kill_switch_total", op="kill", kind="desk") == 1
     assert _sample(text, "ledger_gateway_auth_failures_total", status="401") == 1
 
