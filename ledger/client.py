@@ -1,16 +1,16 @@
 """The facade order gateways and the CLI use: one script call per decision.
 
-Routing (account -> desk, firm) comes from the policy document cached in
-the process. The scripts verify it against the firm's live policy and answer
-``ROUTING_STALE`` (or ``UNKNOWN_NODE`` for an account the cache lacks) when a
-load moved it; the facade then refreshes the cache and asks once more. In the
-steady state a decision is exactly one round trip.
+Routing (account -> firm, desk) comes from the routes hash each policy load
+writes, read per account on first use and cached in the process. The scripts
+verify every route against the firm's live policy and answer
+``ROUTING_STALE`` (or ``UNKNOWN_NODE``) when a load moved or removed it; the
+facade then reads the route again and asks once more. Once an account is
+routed, a decision is exactly one round trip.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -514,16 +514,10 @@ class Ledger:
     def _set_global_plain(self, op: str, by: str, reason: str) -> bool:
         """Set or clear ``P:kill:global`` with its who/when; True if that changed it."""
         k = self.keys
-        record = msgpack.packb(
-            {
-                "op": op,
-                "t": int(time.time() * 1000),
-                "scope": "global",
-                "by": by,
-                "why": reason,
-                "code": "OK",
-            }
-        )
+        # Server time, like every other record: the stream entry id carries it too.
+        seconds, micros = self._call(self.redis.time)
+        at_ms = seconds * 1000 + micros // 1000
+        record = msgpack.packb({"op": op, "scope": "global", "by": by, "why": reason, "code": "OK"})
         with self._redis_errors():
             pipe = self.redis.pipeline(transaction=not k.cluster)
             pipe.exists(k.global_kill())
@@ -531,7 +525,7 @@ class Ledger:
                 pipe.set(k.global_kill(), reason)
                 pipe.hset(
                     k.global_kill_meta(),
-                    mapping={"by": by, "why": reason, "at_ms": int(time.time() * 1000)},
+                    mapping={"by": by, "why": reason, "at_ms": at_ms},
                 )
             else:
                 pipe.delete(k.global_kill())
