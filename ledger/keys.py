@@ -21,9 +21,10 @@ Per firm (slot of ``{F}``):
                                        orders, message-window rings by ``TYPE|WINDOW_MS``
                                        (lua/includes/exposure.lua, windows.lua)
 ``P:{F}:open``                 zset    open-order index, all scores 0, members
-                                       ``S|ORDER_ID`` for each of the order's five
-                                       scopes: a kill reads its scope's orders with one
-                                       ZRANGEBYLEX
+                                       ``S|ORDER_ID`` for the order's desk, account,
+                                       strategy and trader: a kill reads its scope's
+                                       orders with one ZRANGEBYLEX (a firm's: the desk
+                                       entries; the whole index is the firm's)
 ``P:{F}:order:ID``             hash    one order: path, side, qty, price, cum qty,
                                        reserved and filled notional, state, first decision,
                                        ``f|FILL_ID`` per fill seen (lua/includes/path.lua)

@@ -46,20 +46,21 @@ def _record(node: Node) -> bytes:
     return packed
 
 
-def _windows(node: Node) -> dict[str, list[list[int]]]:
-    """Per message type, the windows a message of that type counts in: [limit, ring id, bucket ms].
+def _windows(node: Node) -> dict[str, list[int]]:
+    """Per message type, the windows a message of that type counts in, as one flat
+    list of (limit, ring id, bucket ms) triples.
 
     Computed here once so that a decision builds no strings or tables for them.
     """
-    out: dict[str, list[list[int]]] = {}
+    out: dict[str, list[int]] = {}
     for mtype in ("new", "replace", "cancel"):
-        rows = []
+        rows: list[int] = []
         for counted in ("all", mtype):
             caps = node.limits.messages.get(counted)
             for window, ms in WINDOW_MS.items():
                 limit = getattr(caps, window) if caps else None
                 if limit:
-                    rows.append([limit, RING_IDS[(counted, window)], ms // 10])
+                    rows += [limit, RING_IDS[(counted, window)], ms // 10]
         if rows:
             out[mtype] = rows
     return out

@@ -41,8 +41,11 @@ audit(audit_key, maxlen, {op = op, scope = scope, by = who, why = why, code = R.
 
 local result = {R.OK, already}
 if op == 'kill' then
-  local prefix = (scope == 'global' and ('firm:' .. firm) or scope) .. '|'
+  -- Every open order has exactly one desk entry, so the firm's (and the
+  -- global) orders are the desk entries; other scopes have their own.
+  local whole = scope == 'global' or string.sub(scope, 1, 5) == 'firm:'
+  local prefix = whole and 'desk:' or (scope .. '|')
   local members = rcall('ZRANGEBYLEX', open_key, '[' .. prefix, '[' .. prefix .. '\255')
-  for _, m in ipairs(members) do result[#result + 1] = string.sub(m, #prefix + 1) end
+  for _, m in ipairs(members) do result[#result + 1] = string.match(m, '|([^|]*)$') end
 end
 return result

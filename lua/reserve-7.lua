@@ -94,8 +94,11 @@ for i, nd in ipairs(path) do
   local a = nd.agg
   a[open_ix(side)] = a[open_ix(side)] + amount
   a[5] = a[5] + 1
-  members[#members + 1] = 0
-  members[#members + 1] = scopes[i] .. '|' .. order_id
+  -- No firm entry: the whole index is the firm's (see kill-5.lua).
+  if i > 1 then
+    members[#members + 1] = 0
+    members[#members + 1] = scopes[i] .. '|' .. order_id
+  end
 end
 count_messages(path, now)
 write_nodes(agg_key, scopes, path_aggs(path))

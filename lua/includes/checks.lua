@@ -65,10 +65,10 @@ local function check_node(out, nd, req, kind)
       return breach(out, nd, 'max_net_notional', R.NET_LIMIT, lim, before, after - before)
     end
   else
-    local rings = a[6]
-    for _, w in ipairs(nd.windows) do
-      local count = ring_count(rings and rings[w[2]], w[3], req.now)
-      if count + 1 > w[1] and breach(out, nd, 'messages', R.MESSAGE_RATE, w[1], count, 1) then
+    local rings, w = a[6], nd.windows
+    for j = 1, #w, 3 do
+      local count = ring_count(rings and rings[w[j + 1]], w[j + 2], req.now)
+      if count + 1 > w[j] and breach(out, nd, 'messages', R.MESSAGE_RATE, w[j], count, 1) then
         return true
       end
     end
@@ -115,8 +115,8 @@ end
 local function count_messages(path, now)
   for _, nd in ipairs(path) do
     if #nd.windows > 0 then
-      local rings = nd.agg[6] or {}
-      for _, w in ipairs(nd.windows) do rings[w[2]] = ring_add(rings[w[2]], w[3], now) end
+      local rings, w = nd.agg[6] or {}, nd.windows
+      for j = 1, #w, 3 do rings[w[j + 1]] = ring_add(rings[w[j + 1]], w[j + 2], now) end
       nd.agg[6] = rings
     end
   end

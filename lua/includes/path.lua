@@ -1,7 +1,7 @@
 --[[
   An order's path: its five scopes, their policy records and their state.
   Policy hash fields: "<scope>" -> msgpack node record {p = parent scope,
-  l = {limit = value}, w = {type = {{limit, ring id, bucket ms}, ...}},
+  l = {limit = value}, w = {type = {limit, ring id, bucket ms, ...}},
   sh = {limit = true}};
   "e|<scope>|<scope>" -> entitlement; "meta|rev", "meta|mu".
 ]]
@@ -65,8 +65,9 @@ local function load_order(order_key)
       'trader:' .. p[5]}}
 end
 
+-- The order's entries in the open-order index: desk, account, strategy, trader.
 local function open_members(o, order_id)
   local m = {}
-  for i = 1, 5 do m[i] = o.scopes[i] .. '|' .. order_id end
+  for i = 2, 5 do m[i - 1] = o.scopes[i] .. '|' .. order_id end
   return m
 end

@@ -53,7 +53,8 @@ local function ring_add(r, width, now)
 end
 
 -- The windows of a node for a message type, precomputed at policy load
--- (ledger/policy_store.py): each {limit, ring id, bucket width ms}.
+-- (ledger/policy_store.py) as one flat array: limit, ring id, bucket width
+-- ms, then the next window's three.
 local function windows_of(rec, mtype)
   local w = rec.w
   return w and w[mtype] or NO_WINDOWS
