@@ -95,7 +95,41 @@ def _http(
         return exc.code, json.loads(exc.read() or b"null")
 
 
-def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+def launch(
+    url: str,
+    *,
+    bind: str,
+    workers: int,
+    prefix: str = "ledger",
+    name: str | None = None,
+    env: dict[str, str] | None = None,
+    output: Any = None,
+) -> subprocess.Popen[bytes]:
+    """Start one gateway instance under gunicorn, as the main job does.
+
+    ``env`` adds or overrides variables; ``output`` receives stdout and stderr
+    (a file or ``subprocess.DEVNULL``; None inherits ours).
+    """
+    # Each instance keeps its own metrics directory (gunicorn.conf.py makes one).
+    base_env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(CONF)],
+        env={
+            **base_env,
+            "LEDGER_REDIS_URL": url,
+            "LEDGER_PREFIX": prefix,
+            "LEDGER_GATEWAY_WORKERS": str(workers),
+            "LEDGER_GATEWAY_BIND": bind,
+            "LEDGER_GATEWAY_NAME": name or f"ledger-gateway-{bind.rpartition(':')[2]}",
+            **(env or {}),
+        },
+        stdout=output,
+        stderr=subprocess.STDOUT if output is not None else None,
+    )
+
+
+def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+    """Wait until the instance at ``base`` answers /readyz with 200; raise if it exits."""
     deadline = time.monotonic() + timeout_s
     while True:
         if proc.poll() is not None:
@@ -119,13 +153,14 @@ def _demo_tokens(tokens: TokenStore) -> dict[Role, str]:
     return out
 
 
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Stop gateway instances: SIGTERM (gunicorn's graceful stop), then SIGKILL."""
     for proc in procs:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
     for proc in procs:
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
@@ -161,27 +196,13 @@ def main(argv: list[str] | None = None) -> int:
         print("tokens     (shown once; only their hash is stored)")
         for role, value in tokens.items():
             print(f"  {role.value:<12} {value}")
-        env = {
-            **os.environ,
-            "LEDGER_REDIS_URL": url,
-            "LEDGER_PREFIX": prefix,
-            "LEDGER_GATEWAY_WORKERS": str(args.workers),
-        }
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         for port in ports:
             procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "gunicorn", "-c", str(CONF)],
-                    env={
-                        **env,
-                        "LEDGER_GATEWAY_BIND": f"{args.host}:{port}",
-                        "LEDGER_GATEWAY_NAME": f"ledger-gateway-{port}",
-                    },
-                )
+                launch(url, bind=f"{args.host}:{port}", workers=args.workers, prefix=prefix)
             )
         bases = [f"http://{args.host}:{port}" for port in ports]
         for base, proc in zip(bases, procs, strict=True):
-            _wait_ready(base, proc)
+            wait_ready(base, proc)
         print(f"gateways   {len(bases)} instances x {args.workers} workers")
         for base in bases:
             print(f"  {base}  (API {base}/v1, {base}/openapi.json, {base}/metrics)")
@@ -201,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        _stop(procs)
+        stop(procs)
         if embedded is not None:
             embedded.cleanup()
         print("stopped")

@@ -18,11 +18,7 @@ says why.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import time
-import urllib.request
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -52,68 +48,31 @@ def _conf() -> Path:
     return Path(CONF)
 
 
-def _ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"gateway at {base} exited with status {proc.returncode}")
-        try:
-            with urllib.request.urlopen(base + "/readyz", timeout=1.0) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"gateway at {base} not ready after {timeout_s:.0f} s")
-        time.sleep(0.1)
+def _start(ctx: Context) -> tuple[list[str], list[subprocess.Popen[bytes]]]:
+    from gateway.run import launch, stop, wait_ready  # noqa: PLC0415 - optional part
 
-
-def _start(ctx: Context, conf: Path) -> tuple[list[str], list[subprocess.Popen[bytes]]]:
     bases, procs = [], []
-    env = {
-        **os.environ,
-        "LEDGER_REDIS_URL": ctx.url,
-        "LEDGER_PREFIX": PREFIX,
-        "LEDGER_GATEWAY_WORKERS": str(WORKERS_PER_INSTANCE),
-        "LEDGER_ACTOR": "bench-gateway",
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     try:
         for _ in range(2):
             port = free_port()
-            base = f"http://127.0.0.1:{port}"
             procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "gunicorn", "-c", str(conf)],
-                    env={
-                        **env,
-                        "LEDGER_GATEWAY_BIND": f"127.0.0.1:{port}",
-                        "LEDGER_GATEWAY_NAME": f"bench-gateway-{port}",
-                        "LEDGER_GATEWAY_LOG_LEVEL": "warning",
-                    },
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
+                launch(
+                    ctx.url,
+                    bind=f"127.0.0.1:{port}",
+                    workers=WORKERS_PER_INSTANCE,
+                    prefix=PREFIX,
+                    name=f"bench-gateway-{port}",
+                    env={"LEDGER_ACTOR": "bench-gateway", "LEDGER_GATEWAY_LOG_LEVEL": "warning"},
+                    output=subprocess.DEVNULL,
                 )
             )
-            bases.append(base)
+            bases.append(f"http://127.0.0.1:{port}")
         for base, proc in zip(bases, procs, strict=True):
-            _ready(base, proc)
+            wait_ready(base, proc, timeout_s=60.0)
     except Exception:
-        _stop(procs)
+        stop(procs)
         raise
     return bases, procs
-
-
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _token(ctx: Context) -> str:
@@ -126,20 +85,22 @@ def _token(ctx: Context) -> str:
 
 def run(ctx: Context) -> dict[str, Any]:
     try:
-        conf = _conf()
+        _conf()
     except Exception as exc:  # noqa: BLE001 - any failure means "not available"
         return {"skipped": f"gateway not available: {type(exc).__name__}: {exc}", "rows": []}
     lg = ctx.ledger(PREFIX, FULL)
     try:
         token = _token(ctx)
         ctx.progress.say("starting two gateway instances")
-        bases, procs = _start(ctx, conf)
+        bases, procs = _start(ctx)
     except Exception as exc:  # noqa: BLE001
         return {"skipped": f"gateway not available: {type(exc).__name__}: {exc}", "rows": []}
+    from gateway.run import stop  # noqa: PLC0415 - optional part of the project
+
     try:
         return _measure(ctx, lg, bases, token)
     finally:
-        _stop(procs)
+        stop(procs)
 
 
 def _measure(ctx: Context, lg: Any, bases: list[str], token: str) -> dict[str, Any]:

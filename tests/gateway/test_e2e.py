@@ -10,10 +10,7 @@ with no gateway restarted.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -24,6 +21,7 @@ from typing import Any
 import pytest
 import redis
 
+from gateway.run import launch, stop, wait_ready
 from ledger import Ledger
 from ledger.embedded import EmbeddedRedis, free_port
 from ledger.tokens import Role, TokenStore
@@ -33,7 +31,6 @@ from tests.gateway.conftest import ORDER as BASE_ORDER
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-CONF = ROOT / "gateway" / "gunicorn.conf.py"
 #: 1,000.00 USD each.
 ORDER = {k: v for k, v in {**BASE_ORDER, "qty": "10", "price": "100"}.items() if k != "order_id"}
 
@@ -82,48 +79,27 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     tokens = {"oe": store.create(Role.ORDER_ENTRY, "oe"), "ops": store.create(Role.OPS, "ops-e2e")}
     ports = [free_port(), free_port()]
     st = Stack(srv, lg, tokens, [f"http://127.0.0.1:{p}" for p in ports])
-    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     try:
         for port in ports:
-            log = open(tmp_path / f"gunicorn-{port}.log", "wb")  # noqa: SIM115 - closed below
-            st.procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "gunicorn", "-c", str(CONF)],
-                    env={
-                        **env,
-                        "LEDGER_REDIS_URL": srv.url,
-                        "LEDGER_GATEWAY_WORKERS": "2",
-                        "LEDGER_GATEWAY_BIND": f"127.0.0.1:{port}",
+            with open(tmp_path / f"gunicorn-{port}.log", "wb") as log:
+                st.procs.append(
+                    launch(
+                        srv.url,
+                        bind=f"127.0.0.1:{port}",
+                        workers=2,
                         # Generous on a busy 2-core machine; the 50 ms default is tested elsewhere.
-                        "LEDGER_REDIS_TIMEOUT_MS": "1000",
-                    },
-                    cwd=ROOT,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
+                        env={"LEDGER_REDIS_TIMEOUT_MS": "1000"},
+                        output=log,
+                    )
                 )
-            )
-            log.close()
         for port, base, proc in zip(ports, st.bases, st.procs, strict=True):
-            deadline = time.monotonic() + 30
-            while True:
-                assert proc.poll() is None, (tmp_path / f"gunicorn-{port}.log").read_text()
-                try:
-                    if http("GET", f"{base}/readyz")[0] == 200:
-                        break
-                except OSError:
-                    pass
-                assert time.monotonic() < deadline, f"{base} not ready"
-                time.sleep(0.1)
+            try:
+                wait_ready(base, proc)
+            except RuntimeError as exc:
+                pytest.fail(f"{exc}\n{(tmp_path / f'gunicorn-{port}.log').read_text()}")
         yield st
     finally:
-        for proc in st.procs:
-            proc.terminate()
-        for proc in st.procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(st.procs)
         lg.redis.close()
         srv.cleanup()
 
