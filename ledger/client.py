@@ -34,7 +34,17 @@ from ledger.scripts import ScriptSet
 __all__ = ["Ledger"]
 
 T = TypeVar("T")
-_RETRYABLE = (Reason.ROUTING_STALE, Reason.UNKNOWN_NODE, Reason.NO_POLICY)
+
+
+def _stale_route(decision: Decision, order: Order) -> bool:
+    """A reject that a stale cached route can cause, and a fresh one may cure.
+
+    An unknown trader or strategy is decided by the policy alone: asking again
+    would only record the same reject twice.
+    """
+    if decision.reason in (Reason.ROUTING_STALE, Reason.NO_POLICY):
+        return True
+    return decision.reason is Reason.UNKNOWN_NODE and decision.scope == f"account:{order.account}"
 
 
 def _s(value: Any) -> Any:
@@ -304,14 +314,13 @@ class Ledger:
         for attempt in range(2):
             call = self.reserve_call(order, actor=actor, refresh=attempt > 0)
             if isinstance(call, Decision):
-                if call.reason is Reason.UNKNOWN_NODE and attempt == 0:
-                    continue
+                # A missing route was just read fresh: nothing to retry.
                 return call
             firm, keys, args = call
             decision = self._decided(
                 order.order_id, firm, self._call(self.scripts.reserve, keys, args)
             )
-            if decision.reason not in _RETRYABLE or attempt > 0:
+            if attempt > 0 or not _stale_route(decision, order):
                 return decision
         return decision
 
@@ -329,14 +338,10 @@ class Ledger:
         out = []
         for order, call in zip(orders, calls, strict=True):
             if isinstance(call, Decision):
-                decision = (
-                    call
-                    if call.reason is not Reason.UNKNOWN_NODE
-                    else self.reserve(order, actor=actor)
-                )
+                decision = call
             else:
                 decision = self._decided(order.order_id, call[0], next(raws))
-                if decision.reason in _RETRYABLE:
+                if _stale_route(decision, order):
                     decision = self.reserve(order, actor=actor)
             out.append(decision)
         return out

@@ -279,3 +279,9 @@ def test_every_decision_is_audited(lg):
         ("o2", "MAX_ORDER_QTY", "test"),
     ]
     assert records[1]["scope"] == "account:A1" and records[1]["t"] > 0
+
+
+@pytest.mark.parametrize("fields", [{"trader": "T9"}, {"strategy": "S9"}, {"account": "A9"}])
+def test_a_reject_for_an_unknown_node_is_audited_once(lg, fields):
+    lg.reserve(order("x1", **fields))
+    assert [r["order_id"] for r in lg.audit_tail(10) if r["op"] == "reserve"].count("x1") <= 1
