@@ -11,6 +11,7 @@ Modules:
 - :mod:`bench.settings` the sizes of each mode (smoke, quick, full)
 - :mod:`bench.harness` timing, repetitions, statistics, server counters, progress
 - :mod:`bench.workload` generated policies, orders, and the pipelined reserve
+- :mod:`bench.reserve_variants` the reserve script with parts cut out, for the profile
 - :mod:`bench.floors` the floor scripts of ``bench/lua``
 - :mod:`bench.workers` functions run in the racing worker processes
 - :mod:`bench.loadgen` HTTP load for the gateway, run in those processes

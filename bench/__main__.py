@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         "redis_py": _version("redis"),
         "limits": _version("limits"),
         "git": _git(),
-        "reserve_sha": hashlib.sha1(source("reserve-7.lua").encode()).hexdigest(),
+        "reserve_sha": hashlib.sha1(source("reserve-n.lua").encode()).hexdigest(),
         "settings": mode.__dict__,
     }
     targets = evaluate(scenarios, mode.name)

@@ -129,12 +129,28 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     _check_config(app.config)
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    from gateway import dashboard, errors, health, metrics, openapi, ops, orders
+    from gateway import (
+        baskets,
+        dashboard,
+        errors,
+        health,
+        metrics,
+        openapi,
+        ops,
+        orders,
+        overrides,
+        prices,
+        states,
+    )
 
     metrics.init_app(app)
     errors.init_app(app)
     app.register_blueprint(orders.bp)
+    app.register_blueprint(baskets.bp)
     app.register_blueprint(ops.bp)
+    app.register_blueprint(states.bp)
+    app.register_blueprint(prices.bp)
+    app.register_blueprint(overrides.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)

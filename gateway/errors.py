@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from gateway import metrics
 from gateway.wire import respond
-from ledger.errors import InvalidInput, LedgerUnavailable, UnknownScope
+from ledger.errors import InvalidInput, LedgerUnavailable, ReenableRefused, UnknownScope
 from ledger.reasons import Reason
 
 __all__ = ["ApiCode", "ApiError", "init_app"]
@@ -73,7 +73,9 @@ class ApiError(Exception):
 
 
 def _invalid_code() -> Reason | ApiCode:
-    return Reason.INVALID_ORDER if request.blueprint == "orders" else ApiCode.INVALID_REQUEST
+    if request.blueprint in ("orders", "baskets"):
+        return Reason.INVALID_ORDER
+    return ApiCode.INVALID_REQUEST
 
 
 def invalid(message: str) -> ApiError:
@@ -108,6 +110,10 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(InvalidInput)
     def invalid_input(exc: InvalidInput) -> Any:
         return handle_api_error(invalid(str(exc)))
+
+    @app.errorhandler(ReenableRefused)
+    def reenable_refused(exc: ReenableRefused) -> Any:
+        return handle_api_error(ApiError(403, Reason.REENABLE_REFUSED, str(exc)))
 
     @app.errorhandler(UnknownScope)
     def unknown_scope(exc: UnknownScope) -> Any:

@@ -8,9 +8,13 @@ Every kill or unkill that goes through a gateway is published on
      "instance": "gateway@host:1234"}
 
 so that a running order gateway can cancel at the venue the open orders it
-routed. The kill itself does not depend on the event: every decision reads
-the kill switches in Redis, so the next order on any instance is refused even
-if no one listens. (``redis-cli SUBSCRIBE ledger:events`` shows the stream.)
+routed. A kill asked for with ``cancel_open`` also carries ``"cancel_open": true``
+and ``"cancels"``: one instruction per order still open, each
+``{"action": "cancel", "order_id", "account", "strategy", "trader", "symbol",
+"side", "leaves_qty"}``; an instance sends those it routed to its venue sessions.
+The kill itself does not depend on the event: every decision reads the kill
+switches in Redis, so the next order on any instance is refused even if no
+one listens. (``redis-cli SUBSCRIBE ledger:events`` shows the stream.)
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ from flask import Blueprint, Response
 
 from gateway.errors import ApiCode
 from gateway.wire import respond
+from ledger.overrides import OVERRIDABLE
 from ledger.reasons import Reason
+from ledger.states import STATES
 
 __all__ = ["bp", "document"]
 
@@ -99,6 +101,379 @@ _KILL_ANSWER = {
 }
 
 
+_SYMBOL = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:/-]{0,31}$"}
+_HALT = {
+    "type": ["object", "null"],
+    "properties": {
+        "by": {"type": "string", "description": "The feed whose price halted it."},
+        "why": {"type": "string"},
+        "at_ms": {"type": "integer"},
+        "from": {"type": "string"},
+        "to": {"type": "string"},
+    },
+}
+#: Reference prices and the jump halt (gateway/prices.py).
+_PRICE_SCHEMAS: dict[str, Any] = {
+    "PriceBatch": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["prices"],
+        "properties": {
+            "prices": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 1000,
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["symbol", "price"],
+                    "properties": {"symbol": _SYMBOL, "price": _NUMBER},
+                },
+            }
+        },
+    },
+    "PricesSet": {
+        "type": "object",
+        "properties": {
+            "by": {"type": "string"},
+            "results": {
+                "type": "array",
+                "description": "One per firm and symbol, firms sorted, symbols as sent.",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "firm": {"type": "string"},
+                        "symbol": {"type": "string"},
+                        "price": {"type": "string"},
+                        "status": {"type": "string", "enum": ["set", "halted", "already_halted"]},
+                        "jump_bps": {
+                            "type": ["integer", "null"],
+                            "description": "Move from the previous price, rounded up; null "
+                            "for a first price.",
+                        },
+                    },
+                },
+            },
+            "halted": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Symbols this batch halted in at least one firm.",
+            },
+        },
+    },
+    "ReferencePrices": {
+        "type": "object",
+        "properties": {
+            "prices": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "firm": {"type": "string"},
+                        "symbol": {"type": "string"},
+                        "price": {"type": ["string", "null"]},
+                        "set_at_ms": {"type": ["integer", "null"]},
+                        "age_ms": {"type": ["integer", "null"], "description": "By server time."},
+                        "max_age_ms": {"type": ["integer", "null"]},
+                        "stale": {
+                            "type": ["boolean", "null"],
+                            "description": "Older than max_age_ms or missing; null without one.",
+                        },
+                        "halted": {"type": "boolean"},
+                        "halt": _HALT,
+                    },
+                },
+            }
+        },
+    },
+    "ResumeRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["reason"],
+        "properties": {"reason": {"type": "string", "maxLength": 500}},
+    },
+    "ResumeAnswer": {
+        "type": "object",
+        "properties": {
+            "symbol": {"type": "string"},
+            "by": {"type": "string"},
+            "reason": {"type": "string"},
+            "resumed": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Firms in which the symbol was halted and now trades again.",
+            },
+            "already": {"type": "boolean", "description": "Halted nowhere: nothing changed."},
+        },
+    },
+}
+_PRICE_PATHS: dict[str, Any] = {
+    "/v1/reference-prices": {
+        "post": {
+            "summary": "Set reference prices in every firm; a jump beyond the firm's "
+            "max_jump_pct halts the symbol there",
+            "description": "Roles: market-data, risk-admin. The price is stored even when it "
+            "halts. The batch is checked whole first.",
+            "security": [{"bearer": []}],
+            "requestBody": {"required": True, "content": _content(_ref("PriceBatch"))},
+            "responses": {
+                "200": _resp("Stored; the status of each firm and symbol.", "PricesSet"),
+                "400": _resp(
+                    "Malformed body, symbol or price, a symbol twice, or a float "
+                    "(INVALID_REQUEST). Nothing changed."
+                ),
+                **_AUTH,
+                **_UNAVAILABLE,
+            },
+        },
+        "get": {
+            "summary": "Reference prices with age, staleness and halt, per firm and symbol",
+            "description": "Roles: ops, risk-admin, desk-head.",
+            "security": [{"bearer": []}],
+            "parameters": [
+                {
+                    "name": "symbol",
+                    "in": "query",
+                    "required": False,
+                    "schema": _SYMBOL,
+                    "description": "Repeat for several; without it, every symbol.",
+                }
+            ],
+            "responses": {
+                "200": _resp("One row per firm and symbol.", "ReferencePrices"),
+                "400": _resp("Malformed symbol or unknown parameter (INVALID_REQUEST)."),
+                **_AUTH,
+                **_UNAVAILABLE,
+            },
+        },
+    },
+    "/v1/symbols/{symbol}/resume": {
+        "parameters": [{"name": "symbol", "in": "path", "required": True, "schema": _SYMBOL}],
+        "post": {
+            "summary": "Lift a symbol's halt in every firm (recorded with who and why)",
+            "description": "Role: ops. A symbol that is not halted is left alone (already).",
+            "security": [{"bearer": []}],
+            "requestBody": {"required": True, "content": _content(_ref("ResumeRequest"))},
+            "responses": {
+                "200": _resp("Resumed, or halted nowhere.", "ResumeAnswer"),
+                "400": _resp("Malformed symbol or missing reason (INVALID_REQUEST)."),
+                **_AUTH,
+                **_UNAVAILABLE,
+            },
+        },
+    },
+}
+
+
+_OV_ID = {"type": "string", "pattern": "^OV-[1-9][0-9]*$"}
+_OVERRIDE = {
+    "type": "object",
+    "description": "Money values are integer minor units of the policy currency.",
+    "properties": {
+        "id": _OV_ID,
+        "firm": {"type": "string"},
+        "scope": {"type": "string"},
+        "limit": {"type": "string"},
+        "value": {"type": "integer"},
+        "policy_value": {"type": "integer", "description": "When it was requested."},
+        "direction": {"type": "string", "enum": ["increase", "decrease"]},
+        "duration_ms": {"type": "integer"},
+        "ticket": {"type": "string"},
+        "requested_by": {"type": "string"},
+        "reason": {"type": ["string", "null"]},
+        "approvers": {"type": "array", "items": {"type": "string"}},
+        "status": {
+            "type": "string",
+            "enum": ["pending", "active", "expired", "superseded", "rejected", "cancelled"],
+        },
+        "requested_at_ms": {"type": "integer"},
+        "approved_at_ms": {"type": ["integer", "null"]},
+        "until_ms": {
+            "type": ["integer", "null"],
+            "description": "Server time from which it no longer applies.",
+        },
+        "decided_by": {"type": ["string", "null"]},
+        "decided_reason": {"type": ["string", "null"]},
+        "decided_at_ms": {"type": ["integer", "null"]},
+    },
+}
+_STRESS = {
+    "type": "object",
+    "properties": {
+        "scope": {"type": "string"},
+        "firm": {"type": "string"},
+        "factor": {"type": "string", "description": "A decimal in (0, 1], e.g. 0.5."},
+        "factor_millionths": {"type": "integer"},
+        "by": {"type": "string"},
+        "reason": {"type": "string"},
+        "at_ms": {"type": "integer"},
+    },
+}
+_FIRM = {"type": "string", "description": "Only when the id exists in several firms."}
+#: Governed overrides and stress factors (gateway/overrides.py).
+_OVERRIDE_SCHEMAS: dict[str, Any] = {
+    "OverrideRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["scope", "limit", "value", "ticket"],
+        "description": "Give exactly one of duration and duration_ms.",
+        "properties": {
+            "scope": {"type": "string", "description": "KIND:ID, e.g. desk:EQ-CASH"},
+            "limit": {
+                "type": "string",
+                "enum": list(OVERRIDABLE),
+                "description": "Must be set at the node by the policy.",
+            },
+            "value": {
+                **_NUMBER,
+                "description": "A count, or an amount in major units for money limits.",
+            },
+            "duration": {"type": "string", "description": "e.g. 30m, 8h (s, m, h)"},
+            "duration_ms": {"type": "integer", "minimum": 1},
+            "ticket": {"type": "string", "maxLength": 200},
+            "reason": {"type": "string", "maxLength": 500},
+        },
+    },
+    "OverrideStep": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"reason": {"type": "string", "maxLength": 500}, "firm": _FIRM},
+    },
+    "Override": _OVERRIDE,
+    "Overrides": {
+        "type": "object",
+        "properties": {"overrides": {"type": "array", "items": _ref("Override")}},
+    },
+    "StressRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["scope", "factor", "reason"],
+        "properties": {
+            "scope": {"type": "string"},
+            "factor": {**_NUMBER, "description": "A decimal in (0, 1], six places at most."},
+            "reason": {"type": "string", "maxLength": 500},
+        },
+    },
+    "StressOff": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["scope", "reason"],
+        "properties": {"scope": {"type": "string"}, "reason": {"type": "string"}},
+    },
+    "StressAnswer": {
+        "type": "object",
+        "properties": {
+            "op": {"type": "string", "enum": ["on", "off"]},
+            "scope": {"type": "string"},
+            "firm": {"type": "string"},
+            "factor": {"type": ["string", "null"]},
+            "previous": {"type": ["string", "null"]},
+            "already": {"type": "boolean"},
+            "by": {"type": "string"},
+            "reason": {"type": "string"},
+            "at_ms": {"type": "integer"},
+        },
+    },
+    "StressList": {"type": "object", "properties": {"stress": {"type": "array", "items": _STRESS}}},
+}
+
+
+def _admin_op(
+    summary: str, body: str | None, ok: tuple[str, str, str], extra: dict[str, Any]
+) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "description": "Role: risk-admin. The token's name is recorded as who acts.",
+        "security": [{"bearer": []}],
+        "responses": {ok[0]: _resp(ok[1], ok[2]), **_AUTH, **extra, **_UNAVAILABLE},
+    }
+    if body:
+        op["requestBody"] = {"required": body != "OverrideStep", "content": _content(_ref(body))}
+    return op
+
+
+_BAD = {"400": _resp("Malformed body or field (INVALID_REQUEST), named in `message`.")}
+_STEP_ERRORS = {
+    **_BAD,
+    "404": _resp("No such override (NOT_FOUND)."),
+    "409": _resp(
+        "Not in a state for this step, or not a person who may take it: the requester "
+        "approving or rejecting, one person approving twice, anyone else cancelling "
+        "(INVALID_REQUEST). Nothing changed."
+    ),
+}
+_OVERRIDE_ID = [{"name": "override_id", "in": "path", "required": True, "schema": _OV_ID}]
+_OVERRIDE_PATHS: dict[str, Any] = {
+    "/v1/overrides": {
+        "post": _admin_op(
+            "Request an override: a decrease applies now, an increase needs two approvals",
+            "OverrideRequest",
+            ("201", "Recorded; active (decrease) or pending (increase).", "Override"),
+            {
+                **_BAD,
+                "404": _resp("The scope names no node of the policy (UNKNOWN_NODE)."),
+            },
+        ),
+        "get": _admin_op(
+            "Every override with its status as of now",
+            None,
+            ("200", "Oldest first, per firm.", "Overrides"),
+            {},
+        ),
+    },
+    "/v1/overrides/{override_id}/approve": {
+        "parameters": _OVERRIDE_ID,
+        "post": _admin_op(
+            "Approve a pending increase (the second distinct approver puts it in force)",
+            "OverrideStep",
+            ("200", "Approved; active after the second approval.", "Override"),
+            {
+                **_STEP_ERRORS,
+                "404": _resp("No such override (NOT_FOUND), or its scope left the policy."),
+            },
+        ),
+    },
+    "/v1/overrides/{override_id}/reject": {
+        "parameters": _OVERRIDE_ID,
+        "post": _admin_op(
+            "Refuse a pending increase (anyone but the requester; reason required)",
+            "OverrideStep",
+            ("200", "Rejected.", "Override"),
+            _STEP_ERRORS,
+        ),
+    },
+    "/v1/overrides/{override_id}/cancel": {
+        "parameters": _OVERRIDE_ID,
+        "post": _admin_op(
+            "Withdraw your own request, or end it now if it is in force",
+            "OverrideStep",
+            ("200", "Cancelled.", "Override"),
+            _STEP_ERRORS,
+        ),
+    },
+    "/v1/stress": {
+        "post": _admin_op(
+            "Scale every money limit at and under a node by a factor in (0, 1]",
+            "StressRequest",
+            ("200", "Set (or already so).", "StressAnswer"),
+            {**_BAD, "404": _resp("No such node (UNKNOWN_NODE).")},
+        ),
+        "delete": _admin_op(
+            "Lift a node's stress factor",
+            "StressOff",
+            ("200", "Lifted (or none was set: `already`).", "StressAnswer"),
+            {**_BAD, "404": _resp("No such node, and no factor on it (UNKNOWN_NODE).")},
+        ),
+        "get": _admin_op(
+            "Every stress factor in force, with who, when and why",
+            None,
+            ("200", "By firm and scope.", "StressList"),
+            {},
+        ),
+    },
+}
+
+
 def document() -> dict[str, Any]:
     decision_props = {
         "decision": {"type": "string", "enum": ["accepted", "rejected"]},
@@ -159,6 +534,46 @@ def document() -> dict[str, Any]:
                         "side": {"type": "string", "enum": ["buy", "sell"]},
                         "qty": _QTY,
                         "price": _NUMBER,
+                        "venue": {
+                            **_NODE,
+                            "description": "Where the order goes (e.g. XNAS); required by "
+                            "accounts whose policy lists venues.",
+                        },
+                    },
+                },
+                "Basket": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["basket_id", "orders"],
+                    "properties": {
+                        "basket_id": _ID,
+                        "orders": {
+                            "type": "array",
+                            "minItems": 1,
+                            "maxItems": 500,
+                            "items": _ref("Order"),
+                        },
+                    },
+                },
+                "BasketDecision": {
+                    "type": "object",
+                    "properties": {
+                        "basket_id": {"type": "string"},
+                        "decision": {"type": "string", "enum": ["accepted", "rejected"]},
+                        "reason": {"type": "string"},
+                        "leg": {
+                            "type": "integer",
+                            "description": "1-based position of the failing order; 0 when "
+                            "accepted or when the basket total broke max_basket_notional.",
+                        },
+                        "failing_order": {"type": ["string", "null"]},
+                        "scope": {"type": ["string", "null"]},
+                        "limit": {"type": ["integer", "null"]},
+                        "used": {"type": ["integer", "null"]},
+                        "requested": {"type": ["integer", "null"]},
+                        "replayed": {"type": "boolean"},
+                        "message": {"type": "string"},
+                        "legs": {"type": "array", "items": _ref("Decision")},
                     },
                 },
                 "Error": {
@@ -204,7 +619,17 @@ def document() -> dict[str, Any]:
                     "type": "object",
                     "additionalProperties": False,
                     "required": ["fill_id", "qty", "price"],
-                    "properties": {"fill_id": _ID, "qty": _QTY, "price": _NUMBER},
+                    "properties": {
+                        "fill_id": _ID,
+                        "qty": _QTY,
+                        "price": _NUMBER,
+                        "pnl": {
+                            "type": ["string", "integer"],
+                            "pattern": "^-?[0-9]+(\\.[0-9]+)?$",
+                            "description": "Realized P&L of the fill in major units "
+                            "(negative: a loss); counts toward max_daily_loss.",
+                        },
+                    },
                 },
                 "FillResult": {
                     "type": "object",
@@ -219,6 +644,10 @@ def document() -> dict[str, Any]:
                         "fill_notional": {"type": "integer"},
                         "duplicate": {"type": "boolean"},
                         "overfill": {"type": "boolean"},
+                        "disabled_strategy": {
+                            "type": "boolean",
+                            "description": "This fill tripped the fill throttle.",
+                        },
                     },
                 },
                 "Release": {
@@ -253,6 +682,38 @@ def document() -> dict[str, Any]:
                             "description": "global or KIND:ID, e.g. desk:EQ-CASH",
                         },
                         "reason": {"type": "string", "maxLength": 500},
+                        "cancel_open": {
+                            "type": "boolean",
+                            "default": False,
+                            "description": "POST only: also answer and publish one cancel "
+                            "instruction per open order under the scope.",
+                        },
+                    },
+                },
+                "CancelInstruction": {
+                    "type": "object",
+                    "required": [
+                        "action",
+                        "order_id",
+                        "account",
+                        "strategy",
+                        "trader",
+                        "symbol",
+                        "side",
+                        "leaves_qty",
+                    ],
+                    "properties": {
+                        "action": {"type": "string", "enum": ["cancel"]},
+                        "order_id": {"type": "string"},
+                        "account": {"type": "string"},
+                        "strategy": {"type": "string"},
+                        "trader": {"type": "string"},
+                        "symbol": {"type": "string"},
+                        "side": {"type": "string", "enum": ["buy", "sell"]},
+                        "leaves_qty": {
+                            "type": "integer",
+                            "description": "Quantity still working: order qty less filled.",
+                        },
                     },
                 },
                 "KillAnswer": {
@@ -265,7 +726,78 @@ def document() -> dict[str, Any]:
                         "at_ms": {"type": "integer"},
                         "already": {"type": "boolean"},
                         "open_orders": {"type": "array", "items": {"type": "string"}},
+                        "cancel_open": {
+                            "type": "boolean",
+                            "description": "Present (true) when cancel instructions were asked.",
+                        },
+                        "cancels": {
+                            "type": "array",
+                            "items": _ref("CancelInstruction"),
+                            "description": "With cancel_open: one per order still open, also "
+                            "published on the events channel for every gateway instance.",
+                        },
                         "published": {"type": "boolean"},
+                    },
+                },
+                "StateRequest": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["scope", "state", "reason"],
+                    "properties": {
+                        "scope": {
+                            "type": "string",
+                            "description": "strategy:ID or account:ID",
+                        },
+                        "state": {"type": "string", "enum": list(STATES)},
+                        "reason": {"type": "string", "maxLength": 500},
+                    },
+                },
+                "StateAnswer": {
+                    "type": "object",
+                    "properties": {
+                        "scope": {"type": "string"},
+                        "state": {"type": "string", "enum": list(STATES)},
+                        "previous": {
+                            "type": "string",
+                            "enum": list(STATES),
+                            "description": "The runtime state before; enabled when none was set.",
+                        },
+                        "already": {"type": "boolean"},
+                        "policy_state": {
+                            "type": "string",
+                            "enum": list(STATES),
+                            "description": "What the policy sets; applies when no runtime "
+                            "state is set.",
+                        },
+                        "by": {"type": "string"},
+                        "reason": {"type": "string"},
+                    },
+                },
+                "States": {
+                    "type": "object",
+                    "properties": {
+                        "states": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "scope": {"type": "string"},
+                                    "firm": {"type": "string"},
+                                    "state": {"type": "string", "enum": list(STATES)},
+                                    "source": {"type": "string", "enum": ["runtime", "policy"]},
+                                    "policy_state": {"type": "string", "enum": list(STATES)},
+                                    "by": {"type": ["string", "null"]},
+                                    "reason": {"type": ["string", "null"]},
+                                    "at_ms": {"type": ["integer", "null"]},
+                                    "auto": {
+                                        "type": "boolean",
+                                        "description": "Set by an automatic trigger such as "
+                                        "the fill throttle.",
+                                    },
+                                    "cause": {"type": ["string", "null"]},
+                                },
+                            },
+                        }
                     },
                 },
                 "Kills": {
@@ -308,6 +840,8 @@ def document() -> dict[str, Any]:
                     },
                 },
                 "Status": {"type": "object", "properties": {"status": {"type": "string"}}},
+                **_PRICE_SCHEMAS,
+                **_OVERRIDE_SCHEMAS,
             },
         },
         "paths": {
@@ -322,6 +856,22 @@ def document() -> dict[str, Any]:
                                 "Rejected by a control (KILL_SWITCH, GROSS_LIMIT, ...), "
                                 "or the token's role is not order-entry.",
                                 "Decision",
+                            )
+                        },
+                    ),
+                }
+            },
+            "/v1/baskets": {
+                "post": {
+                    **_order_op(
+                        "Reserve a basket of orders, all or nothing",
+                        "Basket",
+                        ("201", "Every order accepted and reserved.", "BasketDecision"),
+                        {
+                            "403": _resp(
+                                "Rejected: one leg failed a control (named by leg and "
+                                "failing_order), or BASKET_LIMIT; nothing was reserved.",
+                                "BasketDecision",
                             )
                         },
                     ),
@@ -381,7 +931,8 @@ def document() -> dict[str, Any]:
                 },
                 "delete": {
                     "summary": "Lift a kill switch",
-                    "description": "Role: ops.",
+                    "description": "Role: ops. Refused (403 REENABLE_REFUSED) for the identity "
+                    "that set an automatic kill.",
                     "security": [{"bearer": []}],
                     "requestBody": {"required": True, "content": _content(_ref("KillRequest"))},
                     "responses": _KILL_ANSWER,
@@ -392,6 +943,37 @@ def document() -> dict[str, Any]:
                     "security": [{"bearer": []}],
                     "responses": {
                         "200": _resp("The active kills.", "Kills"),
+                        **_AUTH,
+                        **_UNAVAILABLE,
+                    },
+                },
+            },
+            "/v1/states": {
+                "post": {
+                    "summary": "Disable, reduce-only or re-enable a strategy or account",
+                    "description": "Role: ops. The state wins over the policy's and survives "
+                    "policy loads; `enabled` lifts it. The token's name is recorded as who.",
+                    "security": [{"bearer": []}],
+                    "requestBody": {"required": True, "content": _content(_ref("StateRequest"))},
+                    "responses": {
+                        "200": _resp("Done (or already so: `already`).", "StateAnswer"),
+                        "400": _resp("Malformed body, scope or state (INVALID_REQUEST)."),
+                        "401": _AUTH["401"],
+                        "403": _resp(
+                            "Wrong role (FORBIDDEN), or a re-enable by the identity that set "
+                            "the state automatically (REENABLE_REFUSED). Nothing changed."
+                        ),
+                        "404": _resp("No such strategy or account (UNKNOWN_NODE)."),
+                        **_UNAVAILABLE,
+                    },
+                },
+                "get": {
+                    "summary": "Strategies and accounts not simply enabled, with who and why",
+                    "description": "Roles: ops, desk-head. Runtime states and policy states; "
+                    "an automatic disable (fill throttle) shows its cause.",
+                    "security": [{"bearer": []}],
+                    "responses": {
+                        "200": _resp("The states.", "States"),
                         **_AUTH,
                         **_UNAVAILABLE,
                     },
@@ -422,6 +1004,8 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            **_PRICE_PATHS,
+            **_OVERRIDE_PATHS,
             "/dashboard": {
                 "get": {
                     "summary": "The risk dashboard (HTML)",

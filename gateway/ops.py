@@ -3,6 +3,9 @@
 * ``POST /v1/kill`` / ``DELETE /v1/kill`` (ops): ``{scope, reason}``; the
   answer lists the open orders under the scope, to cancel at the venue. Each
   change is also published on the events channel (:mod:`gateway.events`).
+  A kill with ``"cancel_open": true`` also answers and publishes one cancel
+  instruction per open order (:mod:`ledger.cancels`), so that every instance
+  can cancel at its venue sessions the orders it routed.
 * ``GET /v1/kill`` (ops, desk-head): active kills with who, when and why.
 * ``GET /v1/utilization?scope=...`` (desk-head for its own desks, ops,
   risk-admin): per node and limit, used against limit.
@@ -21,6 +24,7 @@ from gateway.auth import requires
 from gateway.errors import ApiCode, ApiError, invalid
 from gateway.events import publish
 from gateway.wire import read_body, respond, take
+from ledger.cancels import cancel_instructions
 from ledger.client import Ledger
 from ledger.policy import KINDS
 from ledger.tokens import Principal, Role
@@ -41,8 +45,19 @@ def _check_scope(scope: Any) -> str:
     return scope
 
 
+def _cancel_open(body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The body without ``cancel_open``, and its value; only a kill takes it."""
+    if "cancel_open" not in body:
+        return body, False
+    rest = {k: v for k, v in body.items() if k != "cancel_open"}
+    if not isinstance(body["cancel_open"], bool):
+        raise invalid("cancel_open: must be true or false")
+    return rest, body["cancel_open"]
+
+
 def _switch(op: str) -> Response:
-    fields = take(read_body(), ("scope", "reason"))
+    body, cancel_open = _cancel_open(read_body()) if op == "kill" else (read_body(), False)
+    fields = take(body, ("scope", "reason"))
     scope = _check_scope(fields["scope"])
     if not isinstance(fields["reason"], str):
         raise invalid("reason: must be a text")
@@ -62,6 +77,9 @@ def _switch(op: str) -> Response:
         "open_orders": list(result.open_orders),
         "instance": f"{lg.actor}:{os.getpid()}",
     }
+    if cancel_open:
+        event["cancel_open"] = True
+        event["cancels"] = [c.to_dict() for c in cancel_instructions(lg, result)]
     delivered = publish(lg.redis, current_app.config["PREFIX"], event)
     body = {k: v for k, v in event.items() if k not in ("type", "instance")}
     return respond({"op": op, **body, "published": delivered is not None})

@@ -20,11 +20,13 @@ from ledger.reasons import Reason
 from ledger.results import Decision
 from ledger.tokens import Role
 
-__all__ = ["bp", "status_for", "ORDER_FIELDS"]
+__all__ = ["bp", "status_for", "ORDER_FIELDS", "ORDER_OPTIONAL"]
 
 bp = Blueprint("orders", __name__, url_prefix="/v1/orders")
 
 ORDER_FIELDS = ("order_id", "trader", "strategy", "account", "symbol", "side", "qty", "price")
+#: Fields an order may carry besides the required ones.
+ORDER_OPTIONAL = ("venue",)
 _STATUS = {
     Reason.INVALID_ORDER: 400,
     Reason.UNKNOWN_ORDER: 404,
@@ -68,7 +70,7 @@ def _answer(decision: Decision, ok_status: int = 200) -> Response:
 @requires(Role.ORDER_ENTRY)
 def reserve() -> Response:
     """Check and reserve a new order."""
-    fields = take(read_body(), ORDER_FIELDS)
+    fields = take(read_body(), ORDER_FIELDS, ORDER_OPTIONAL)
     return _answer(get_ledger().reserve(Order(**fields), actor=g.principal.name), ok_status=201)
 
 
@@ -94,9 +96,14 @@ def cancel(order_id: str) -> Response:
 @requires(Role.ORDER_ENTRY)
 def fill(order_id: str) -> Response:
     """Record a fill; a fill id seen before changes nothing."""
-    fields = take(read_body(), ("fill_id", "qty", "price"))
+    fields = take(read_body(), ("fill_id", "qty", "price"), ("pnl",))
     r = get_ledger().fill(
-        order_id, fields["fill_id"], fields["qty"], fields["price"], actor=g.principal.name
+        order_id,
+        fields["fill_id"],
+        fields["qty"],
+        fields["price"],
+        actor=g.principal.name,
+        pnl=fields["pnl"],
     )
     g.reason = r.reason.value
     return respond(r.to_dict(), status_for(r.reason))

@@ -9,7 +9,14 @@
 from __future__ import annotations
 
 from ledger.client import Ledger
-from ledger.errors import InvalidInput, LedgerError, LedgerUnavailable, PolicyError, UnknownScope
+from ledger.errors import (
+    InvalidInput,
+    LedgerError,
+    LedgerUnavailable,
+    PolicyError,
+    ReenableRefused,
+    UnknownScope,
+)
 from ledger.order import Order
 from ledger.policy import Policy, load_policy_file, parse_policy
 from ledger.reasons import REJECT_REASONS, Reason
@@ -43,4 +50,5 @@ __all__ = [
     "InvalidInput",
     "PolicyError",
     "UnknownScope",
+    "ReenableRefused",
 ]

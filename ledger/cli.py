@@ -24,6 +24,10 @@ import redis
 
 from ledger import cli_format as fmt
 from ledger.audit_follow import AuditFollower
+from ledger.cancels import cancel_instructions
+from ledger.cli_override import override, stress
+from ledger.cli_prices import prices, symbol
+from ledger.cli_state import strategy
 from ledger.cli_token import token
 from ledger.client import Ledger
 from ledger.errors import InvalidInput, LedgerError, LedgerUnavailable, PolicyError, UnknownScope
@@ -283,55 +287,114 @@ _by = click.option("--by", required=True, help="Who acts (recorded with the swit
 _reason = click.option("--reason", required=True, help="Why (recorded with the switch).")
 
 
-def _switch(op: str, settings: Settings, scope: str, by: str, reason: str, as_json: bool) -> None:
+def _switch(
+    op: str,
+    settings: Settings,
+    scope: str,
+    by: str,
+    reason: str,
+    as_json: bool,
+    cancel_open: bool = False,
+) -> None:
     lg = settings.ledger()
+    cancels = None
     if op == "kill":
         result = lg.kill(scope, by=by, reason=reason)
+        if cancel_open:
+            cancels = cancel_instructions(lg, result)
     else:
         result = lg.unkill(scope, by=by, reason=reason)
         pol = lg.policy()
         if result.already and scope != "global" and (pol is None or pol.node(scope) is None):
             raise UnknownScope(f"{scope}: no such node in the loaded policy, and no kill on it")
-    _emit(as_json, fmt.kill_dict(op, result, by, reason), fmt.kill_lines(op, result, by, reason))
+    _emit(
+        as_json,
+        fmt.kill_dict(op, result, by, reason, cancels),
+        fmt.kill_lines(op, result, by, reason, cancels),
+    )
+
+
+def _one_scope(scope: str | None, scope_option: str | None) -> str:
+    """SCOPE given as the argument or as ``--scope``, but not two different ones."""
+    if scope is not None and scope_option is not None and scope != scope_option:
+        raise click.UsageError(f"two scopes given: {scope} and --scope {scope_option}")
+    chosen = scope if scope is not None else scope_option
+    if chosen is None:
+        raise click.UsageError("Missing argument 'SCOPE' (or --scope).")
+    return chosen
+
+
+_scope = click.argument("scope", required=False)
+_scope_option = click.option(
+    "--scope", "scope_option", metavar="SCOPE", help="SCOPE, given as an option."
+)
 
 
 @cli.command()
-@click.argument("scope")
+@_scope
+@_scope_option
 @_by
 @_reason
+@click.option(
+    "--cancel-open",
+    is_flag=True,
+    help="Print a cancel instruction per open order (account, strategy, trader, "
+    "symbol, side, quantity left).",
+)
 @json_option
 @pass_settings
-def kill(settings: Settings, scope: str, by: str, reason: str, as_json: bool) -> None:
+def kill(
+    settings: Settings,
+    scope: str | None,
+    scope_option: str | None,
+    by: str,
+    reason: str,
+    cancel_open: bool,
+    as_json: bool,
+) -> None:
     """Stop new orders under SCOPE and list its open orders.
 
     SCOPE is global, or kind:id such as desk:EQ-CASH. The open orders printed
     are to be cancelled at the venue.
     """
-    _switch("kill", settings, scope, by, reason, as_json)
+    _switch("kill", settings, _one_scope(scope, scope_option), by, reason, as_json, cancel_open)
 
 
 @cli.command()
-@click.argument("scope")
+@_scope
+@_scope_option
 @_by
 @_reason
 @json_option
 @pass_settings
-def unkill(settings: Settings, scope: str, by: str, reason: str, as_json: bool) -> None:
-    """Lift the kill switch on SCOPE."""
-    _switch("unkill", settings, scope, by, reason, as_json)
+def unkill(
+    settings: Settings,
+    scope: str | None,
+    scope_option: str | None,
+    by: str,
+    reason: str,
+    as_json: bool,
+) -> None:
+    """Lift the kill switch on SCOPE.
+
+    Takes a person: a system: identity (an automatic trigger) never may, nor
+    the identity that set an automatic kill.
+    """
+    _switch("unkill", settings, _one_scope(scope, scope_option), by, reason, as_json)
 
 
 @cli.command()
 @json_option
 @pass_settings
 def status(settings: Settings, as_json: bool) -> None:
-    """Active kill switches and the policy revision.
+    """Active kill switches, strategy and account states, and the policy revision.
 
-    Each kill shows who set it, when, and why.
+    Each kill and state shows who set it, when, and why; an automatic disable
+    also shows its cause.
     """
     lg = settings.ledger()
-    info, kills = _policy_info(lg), lg.kills()
-    _emit(as_json, fmt.status_dict(info, kills), fmt.status_lines(info, kills))
+    info, kills, states = _policy_info(lg), lg.kills(), lg.states.list()
+    _emit(as_json, fmt.status_dict(info, kills, states), fmt.status_lines(info, kills, states))
 
 
 @cli.command()
@@ -419,6 +482,11 @@ def check(settings: Settings, as_json: bool) -> None:
 
 
 cli.add_command(token)
+cli.add_command(prices)
+cli.add_command(symbol)
+cli.add_command(strategy)
+cli.add_command(override)
+cli.add_command(stress)
 
 
 def main() -> None:

@@ -12,9 +12,11 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from ledger.cancels import CancelInstruction
 from ledger.money import format_minor
 from ledger.policy import MONEY_LIMITS, Policy
 from ledger.results import Kill, KillResult, UtilizationRow
+from ledger.states import ScopeState
 from ledger.views import CheckReport
 
 __all__ = [
@@ -28,6 +30,10 @@ __all__ = [
     "kills_table",
     "kill_dict",
     "kill_lines",
+    "cancel_lines",
+    "states_table",
+    "states_dicts",
+    "states_lines",
     "policy_lines",
     "status_dict",
     "status_lines",
@@ -126,8 +132,15 @@ def kills_table(kills: Sequence[Kill]) -> str:
     return table(["SCOPE", "BY", "SINCE", "REASON"], body)
 
 
-def kill_dict(op: str, result: KillResult, by: str, reason: str) -> dict[str, Any]:
-    return {
+def kill_dict(
+    op: str,
+    result: KillResult,
+    by: str,
+    reason: str,
+    cancels: Sequence[CancelInstruction] | None = None,
+) -> dict[str, Any]:
+    """``cancels`` (asked for with ``--cancel-open``) adds the instructions under ``cancels``."""
+    doc = {
         "op": op,
         "scope": result.scope,
         "by": by,
@@ -135,9 +148,31 @@ def kill_dict(op: str, result: KillResult, by: str, reason: str) -> dict[str, An
         "already": result.already,
         "open_orders": list(result.open_orders),
     }
+    if cancels is not None:
+        doc["cancels"] = [c.to_dict() for c in cancels]
+    return doc
 
 
-def kill_lines(op: str, result: KillResult, by: str, reason: str) -> list[str]:
+def cancel_lines(cancels: Sequence[CancelInstruction]) -> list[str]:
+    """The cancel instructions as a table, one order per line."""
+    head = f"cancel instructions: {len(cancels)}"
+    if not cancels:
+        return [head]
+    body = [
+        ["cancel", c.order_id, c.account, c.strategy, c.trader, c.symbol, c.side, str(c.leaves_qty)]
+        for c in cancels
+    ]
+    headers = ["ACTION", "ORDER", "ACCOUNT", "STRATEGY", "TRADER", "SYMBOL", "SIDE", "LEAVES"]
+    return [head, *table(headers, body, right={7}).splitlines()]
+
+
+def kill_lines(
+    op: str,
+    result: KillResult,
+    by: str,
+    reason: str,
+    cancels: Sequence[CancelInstruction] | None = None,
+) -> list[str]:
     if op == "kill":
         head = (
             f"{result.scope} was already killed; nothing changed"
@@ -151,6 +186,8 @@ def kill_lines(op: str, result: KillResult, by: str, reason: str) -> list[str]:
             else f"lifted the kill on {result.scope} (by {by}: {reason})"
         )
     lines = [head]
+    if cancels is not None:
+        return [*lines, *cancel_lines(cancels)]
     if op == "kill" or result.open_orders:
         lines.append(f"open orders to cancel: {len(result.open_orders)}")
         lines += [f"  {order_id}" for order_id in result.open_orders]
@@ -170,8 +207,41 @@ def policy_lines(info: dict[str, Any], policy: Policy) -> list[str]:
     return table(["POLICY", ""], rows).splitlines()
 
 
-def status_dict(info: dict[str, Any] | None, kills: Sequence[Kill]) -> dict[str, Any]:
+def states_table(states: Sequence[ScopeState]) -> str:
+    body = [
+        [
+            s.scope,
+            s.state,
+            s.source,
+            s.by or "-",
+            format_ms(s.at_ms),
+            "auto" if s.auto else "-",
+            s.cause or "-",
+            s.reason or "-",
+        ]
+        for s in states
+    ]
+    return table(["SCOPE", "STATE", "SOURCE", "BY", "SINCE", "AUTO", "CAUSE", "REASON"], body)
+
+
+def states_dicts(states: Sequence[ScopeState]) -> list[dict[str, Any]]:
+    return [s.to_dict() | {"at": format_ms(s.at_ms)} for s in states]
+
+
+def states_lines(states: Sequence[ScopeState]) -> list[str]:
+    if not states:
+        return ["strategy and account states: all enabled"]
+    return [
+        f"strategy and account states: {len(states)} not enabled",
+        *states_table(states).splitlines(),
+    ]
+
+
+def status_dict(
+    info: dict[str, Any] | None, kills: Sequence[Kill], states: Sequence[ScopeState] = ()
+) -> dict[str, Any]:
     return {
+        "states": states_dicts(states),
         "policy": info,
         "kills": [
             {
@@ -186,7 +256,9 @@ def status_dict(info: dict[str, Any] | None, kills: Sequence[Kill]) -> dict[str,
     }
 
 
-def status_lines(info: dict[str, Any] | None, kills: Sequence[Kill]) -> list[str]:
+def status_lines(
+    info: dict[str, Any] | None, kills: Sequence[Kill], states: Sequence[ScopeState] = ()
+) -> list[str]:
     if info is None:
         lines = ["policy: none loaded"]
     else:
@@ -195,8 +267,10 @@ def status_lines(info: dict[str, Any] | None, kills: Sequence[Kill]) -> list[str
             f"loaded by {info['by']} at {info['at']}"
         ]
     if not kills:
-        return [*lines, "kill switches: none active"]
-    return [*lines, f"kill switches: {len(kills)} active", *kills_table(kills).splitlines()]
+        lines.append("kill switches: none active")
+    else:
+        lines += [f"kill switches: {len(kills)} active", *kills_table(kills).splitlines()]
+    return [*lines, *states_lines(states)]
 
 
 def check_dict(report: CheckReport) -> dict[str, Any]:

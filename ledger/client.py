@@ -22,14 +22,26 @@ import redis
 
 from ledger import policy_store, views
 from ledger._types import RedisClient
-from ledger.errors import InvalidInput, LedgerUnavailable, UnknownScope
+from ledger.errors import InvalidInput, LedgerUnavailable, ReenableRefused, UnknownScope
 from ledger.keys import Keys, check_id
-from ledger.money import notional_minor, parse_price, parse_qty
-from ledger.order import Order
+from ledger.money import notional_minor, parse_price, parse_qty, parse_signed_money
+from ledger.order import Order, ValidOrder
+from ledger.overrides import Overrides
 from ledger.policy import KINDS, Policy, load_policy_file
+from ledger.prices import Prices
 from ledger.reasons import Reason
-from ledger.results import Decision, FillResult, Kill, KillResult, ReleaseResult, UtilizationRow
+from ledger.results import (
+    BasketDecision,
+    Decision,
+    FillResult,
+    Kill,
+    KillResult,
+    ReleaseResult,
+    UtilizationRow,
+)
 from ledger.scripts import ScriptSet
+from ledger.states import SYSTEM_PREFIX, States, check_reenabler
+from ledger.stress import Stress
 
 __all__ = ["Ledger"]
 
@@ -45,6 +57,48 @@ def _stale_route(decision: Decision, order: Order) -> bool:
     if decision.reason in (Reason.ROUTING_STALE, Reason.NO_POLICY):
         return True
     return decision.reason is Reason.UNKNOWN_NODE and decision.scope == f"account:{order.account}"
+
+
+def _leg_args(valid: ValidOrder, firm: str, desk: str) -> list[Any]:
+    o = valid.order
+    return [
+        o.order_id,
+        firm,
+        desk,
+        o.account,
+        o.strategy,
+        o.trader,
+        o.symbol,
+        o.side,
+        valid.qty,
+        valid.price.numerator,
+        valid.price.scale,
+        valid.fingerprint,
+        o.venue or "",
+    ]
+
+
+#: Legs of one basket: every leg is decided inside one script call.
+MAX_BASKET_LEGS = 500
+
+
+def _basket_result(basket_id: str, orders: list[Order], raw: list[Any]) -> BasketDecision:
+    code, leg = Reason(_s(raw[0])), int(raw[1])
+    decided = raw[2:]
+    tail: list[Any] | None = None
+    if code is Reason.BASKET_LIMIT:
+        decided, tail = decided[:-1], decided[-1]
+    # The decided legs end with the failing one; a leg refused before any
+    # other was decided comes alone.
+    first = leg - len(decided) if leg > 0 else 0
+    legs = tuple(
+        Decision.from_script(o.order_id, d) for o, d in zip(orders[first:], decided, strict=False)
+    )
+    if tail is not None:
+        return BasketDecision(
+            basket_id, False, code, 0, legs, _s(tail[1]), tail[2], tail[3], tail[4]
+        )
+    return BasketDecision(basket_id, code is Reason.OK, code, leg, legs)
 
 
 def _s(value: Any) -> Any:
@@ -86,6 +140,10 @@ class Ledger:
         self._routes: dict[str, str] = {}
         self._minor_units: int | None = None
         self._order_firms: OrderedDict[str, str] = OrderedDict()
+        self.states = States(self)
+        self.prices = Prices(self)
+        self.overrides = Overrides(self)
+        self.stress = Stress(self)
 
     @classmethod
     def from_url(
@@ -274,34 +332,28 @@ class Ledger:
             notional_minor(valid.qty, valid.price, self._minor_units)
         except InvalidInput as exc:
             return Decision.reject(o.order_id, Reason.INVALID_ORDER, str(exc))
+        keys = [*self._firm_keys(firm), *self._leg_keys(firm, valid)]
+        args = [who, self.audit_maxlen, self.reject_ttl_ms, "", *_leg_args(valid, firm, desk)]
+        return firm, keys, args
+
+    def _firm_keys(self, firm: str) -> list[str]:
+        """The firm's keys of a reserve, in lua/reserve-n.lua's order."""
         k = self.keys
-        keys = [
+        return [
             k.policy(firm),
             k.kills(firm),
             k.global_kill(firm),
-            k.order(firm, o.order_id),
             k.agg(firm),
             k.open_index(firm),
             k.audit(firm),
+            k.controls(firm),
+            k.prices(firm),
+            k.positions(firm),
         ]
-        args = [
-            o.order_id,
-            firm,
-            desk,
-            o.account,
-            o.strategy,
-            o.trader,
-            o.symbol,
-            o.side,
-            valid.qty,
-            valid.price.numerator,
-            valid.price.scale,
-            valid.fingerprint,
-            who,
-            self.audit_maxlen,
-            self.reject_ttl_ms,
-        ]
-        return firm, keys, args
+
+    def _leg_keys(self, firm: str, valid: ValidOrder) -> list[str]:
+        k = self.keys
+        return [k.order(firm, valid.order.order_id), k.duplicate(firm, valid.duplicate_key)]
 
     def _decided(self, order_id: str, firm: str, raw: list[Any]) -> Decision:
         decision = Decision.from_script(order_id, raw)
@@ -346,6 +398,62 @@ class Ledger:
             out.append(decision)
         return out
 
+    def reserve_basket(
+        self, orders: list[Order], *, basket_id: str, actor: str | None = None
+    ) -> BasketDecision:
+        """Reserve every order of a basket or none, in one script call.
+
+        All legs must belong to one firm. One failing leg rejects the whole
+        basket and is named (``leg``, ``failing_order``) with its reason; the
+        basket's total through each node is held to ``max_basket_notional``.
+        A rejected basket leaves nothing behind, so it can be retried as is.
+        """
+        who = self._actor(actor)
+        try:
+            check_id(basket_id, "basket_id")
+            if not 1 <= len(orders) <= MAX_BASKET_LEGS:
+                raise InvalidInput("orders", f"a basket has 1 to {MAX_BASKET_LEGS} orders")
+            if len({o.order_id for o in orders}) != len(orders):
+                raise InvalidInput("orders", "order ids must be distinct within a basket")
+        except InvalidInput as exc:
+            return BasketDecision(str(basket_id), False, Reason.INVALID_ORDER, message=str(exc))
+        for attempt in range(2):
+            call = self._basket_call(orders, basket_id, who, refresh=attempt > 0)
+            if isinstance(call, BasketDecision):
+                return call
+            firm, keys, args = call
+            raw = self._call(self.scripts.reserve, keys, args)
+            result = _basket_result(basket_id, orders, raw)
+            stale = result.leg > 0 and _stale_route(result.legs[-1], orders[result.leg - 1])
+            if attempt > 0 or not stale:
+                break
+        if result.accepted:
+            for o in orders:
+                self._remember(o.order_id, firm)
+        return result
+
+    def _basket_call(
+        self, orders: list[Order], basket_id: str, who: str, refresh: bool
+    ) -> BasketDecision | tuple[str, list[str], list[Any]]:
+        firm_of_basket, keys, legs = None, list[str](), list[Any]()
+        for i, order in enumerate(orders, start=1):
+            call = self.reserve_call(order, actor=who, refresh=refresh)
+            if isinstance(call, Decision):
+                return BasketDecision(
+                    basket_id, False, call.reason, i, (call,), message=call.message
+                )
+            firm, leg_keys, args = call
+            if firm_of_basket not in (None, firm):
+                message = f"orders: leg {i} is in firm {firm}, the basket in {firm_of_basket}"
+                return BasketDecision(basket_id, False, Reason.INVALID_ORDER, i, message=message)
+            firm_of_basket = firm
+            keys.extend(leg_keys[9:])
+            legs.extend(args[4:])
+        assert firm_of_basket is not None
+        keys = [*self._firm_keys(firm_of_basket), *keys]
+        args = [who, self.audit_maxlen, self.reject_ttl_ms, basket_id, *legs]
+        return firm_of_basket, keys, args
+
     def replace(
         self,
         order_id: str,
@@ -376,6 +484,9 @@ class Ledger:
                     k.order(firm, order_id),
                     k.agg(firm),
                     k.audit(firm),
+                    k.controls(firm),
+                    k.prices(firm),
+                    k.positions(firm),
                 ],
                 [order_id, new_qty, new_price.numerator, new_price.scale, who, self.audit_maxlen],
             ),
@@ -415,7 +526,13 @@ class Ledger:
             order_id,
             lambda firm: self._call(
                 self.scripts.release,
-                [k.order(firm, order_id), k.agg(firm), k.open_index(firm), k.audit(firm)],
+                [
+                    k.order(firm, order_id),
+                    k.agg(firm),
+                    k.open_index(firm),
+                    k.audit(firm),
+                    k.positions(firm),
+                ],
                 [order_id, reason, who, self.audit_maxlen],
             ),
         )
@@ -431,8 +548,14 @@ class Ledger:
         price: str | int | Decimal,
         *,
         actor: str | None = None,
+        pnl: str | int | Decimal | None = None,
     ) -> FillResult:
-        """Record a fill; a fill id seen before changes nothing."""
+        """Record a fill; a fill id seen before changes nothing.
+
+        ``pnl`` is the fill's realized profit (negative: loss) in major units,
+        e.g. ``"-1250.50"``, as the caller's position keeping computed it; it
+        counts toward the daily loss budget of every node on the order's path.
+        """
         who = self._actor(actor)
         check_id(order_id, "order_id")
         check_id(fill_id, "fill_id")
@@ -440,12 +563,21 @@ class Ledger:
         units = self._units()
         if units is not None:
             notional_minor(fill_qty, fill_price, units)
+        pnl_minor = "" if pnl is None else parse_signed_money(pnl, units or 0, "pnl")
         k = self.keys
         raw = self._on_order(
             order_id,
             lambda firm: self._call(
                 self.scripts.fill,
-                [k.order(firm, order_id), k.agg(firm), k.open_index(firm), k.audit(firm)],
+                [
+                    k.order(firm, order_id),
+                    k.agg(firm),
+                    k.open_index(firm),
+                    k.audit(firm),
+                    k.positions(firm),
+                    k.policy(firm),
+                    k.controls(firm),
+                ],
                 [
                     order_id,
                     fill_id,
@@ -454,6 +586,7 @@ class Ledger:
                     fill_price.scale,
                     who,
                     self.audit_maxlen,
+                    pnl_minor,
                 ],
             ),
         )
@@ -469,6 +602,7 @@ class Ledger:
             int(raw[4]),
             bool(raw[5]),
             bool(raw[6]),
+            bool(raw[7]),
         )
 
     # -- kill switches ------------------------------------------------------------
@@ -492,6 +626,9 @@ class Ledger:
                 firms = self._firms_with_kill(scope) if op == "unkill" else []
                 if not firms:
                     raise
+        if op == "unkill":
+            check_reenabler(by)
+            self._check_kill_trigger(scope, by, firms)
         already, open_orders = True, list[str]()
         if scope == "global":
             # The plain key first: from here on, every single-instance gateway
@@ -510,7 +647,10 @@ class Ledger:
                 ],
                 [op, scope, by, reason, self.audit_maxlen, firm],
             )
-            if _s(raw[0]) != Reason.OK.value:
+            code = _s(raw[0])
+            if code == Reason.REENABLE_REFUSED.value:
+                raise ReenableRefused(f"{scope}: the kill may not be lifted by {by!r}")
+            if code != Reason.OK.value:
                 raise UnknownScope(f"{scope}: no such node in firm {firm}'s policy")
             already = already and bool(raw[1])
             open_orders.extend(_s(x) for x in raw[2:])
@@ -528,9 +668,10 @@ class Ledger:
             pipe.exists(k.global_kill())
             if op == "kill":
                 pipe.set(k.global_kill(), reason)
+                auto = int(by.startswith(SYSTEM_PREFIX))
                 pipe.hset(
                     k.global_kill_meta(),
-                    mapping={"by": by, "why": reason, "at_ms": at_ms},
+                    mapping={"by": by, "why": reason, "at_ms": at_ms, "auto": auto},
                 )
             else:
                 pipe.delete(k.global_kill())
@@ -538,6 +679,25 @@ class Ledger:
             pipe.xadd(k.audit(), {"m": record}, maxlen=self.audit_maxlen, approximate=True)
             existed = bool(pipe.execute()[0])
         return existed != (op == "kill")
+
+    def _check_kill_trigger(self, scope: str, by: str, firms: list[str]) -> None:
+        """Refuse before anything changes when ``by`` set the kill automatically.
+
+        kill-5.lua checks again atomically; this first look matters for the
+        global kill, whose plain key is cleared before any firm's script runs.
+        """
+        with self._redis_errors():
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hmget(self.keys.global_kill_meta(), "by", "auto")
+            for f in firms:
+                pipe.hget(self.keys.kills(f), scope)
+            meta, *records = pipe.execute()
+        found = [msgpack.unpackb(r, raw=False) for r in records if r is not None]
+        if scope == "global" and meta[1] is not None:
+            found.append({"by": _s(meta[0]), "auto": int(meta[1])})
+        for rec in found:
+            if rec.get("auto") == 1:
+                check_reenabler(by, rec.get("by"))
 
     def _firms_with_kill(self, scope: str) -> list[str]:
         firms = self._known_firms()
@@ -552,7 +712,11 @@ class Ledger:
         return self._kill_op("kill", scope, by, reason)
 
     def unkill(self, scope: str, *, by: str, reason: str) -> KillResult:
-        """Lift a kill switch. The reason is recorded with who lifted it."""
+        """Lift a kill switch. The reason is recorded with who lifted it.
+
+        Raises :class:`ReenableRefused` for a ``system:`` identity, or for the
+        identity that set the kill automatically.
+        """
         return self._kill_op("unkill", scope, by, reason)
 
     def kills(self) -> list[Kill]:

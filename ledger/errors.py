@@ -8,6 +8,7 @@ __all__ = [
     "PolicyError",
     "InvalidInput",
     "UnknownScope",
+    "ReenableRefused",
 ]
 
 
@@ -39,6 +40,15 @@ class InvalidInput(LedgerError, ValueError):
 
 class UnknownScope(LedgerError, ValueError):
     """A scope such as ``desk:EQ-CASH`` names no node of the loaded policy."""
+
+
+class ReenableRefused(LedgerError, PermissionError):
+    """A re-enable the rules forbid; nothing changed.
+
+    Lifting a kill or re-enabling a strategy or account takes a reason and a
+    person: ``system:`` identities belong to automatic triggers, and whoever
+    set a state automatically cannot be the one to lift it.
+    """
 
 
 class PolicyError(LedgerError, ValueError):

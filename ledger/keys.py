@@ -13,7 +13,8 @@ Per firm (slot of ``{F}``):
                                        record, ``e|S1|S2`` -> 1 for each entitlement,
                                        ``meta|rev`` / ``meta|sha``. Swapped whole by RENAME.
 ``P:{F}:policy:next``          hash    staging copy written before the swap
-``P:{F}:kills``                hash    ``S`` -> msgpack ``{by, reason, at_ms}`` per active kill
+``P:{F}:kills``                hash    ``S`` -> msgpack ``{by, why, t, auto}`` per active kill
+                                       (``auto`` = 1 when set by a ``system:`` identity)
 ``P:{F}:kill:global``          string  cluster mode only: the global kill mirrored here
 ``P:{F}:agg``                  hash    state of every node of the firm: ``S`` -> msgpack
                                        ``[ob, os, fb, fs, n, rings]``: open buy/sell and
@@ -29,6 +30,13 @@ Per firm (slot of ``{F}``):
                                        reserved and filled notional, state, first decision,
                                        ``f|FILL_ID`` per fill seen (lua/includes/path.lua)
 ``P:{F}:audit``                stream  msgpack audit records of the firm, bounded length
+``P:{F}:controls``             hash    runtime switches that policy loads keep: strategy
+                                       and account state ``s|S``, stress ``x|S``, overrides
+                                       in force ``o|S`` (docs/controls-layout.md)
+``P:{F}:overrides``            hash    every override request, pending or decided
+``P:{F}:prices``               hash    reference price and halt per symbol
+``P:{F}:pos``                  hash    per node and symbol: open and filled notional and qty
+``P:{F}:dup:FP``               string  duplicate-order guard, expires with its window
 =============================  ======  ==================================================
 
 Global (not firm-tagged; never touched by an order decision except the kill):
@@ -120,6 +128,21 @@ class Keys:
 
     def order(self, firm: str, order_id: str) -> str:
         return f"{self._f(firm)}:order:{order_id}"
+
+    def controls(self, firm: str) -> str:
+        return f"{self._f(firm)}:controls"
+
+    def overrides(self, firm: str) -> str:
+        return f"{self._f(firm)}:overrides"
+
+    def prices(self, firm: str) -> str:
+        return f"{self._f(firm)}:prices"
+
+    def positions(self, firm: str) -> str:
+        return f"{self._f(firm)}:pos"
+
+    def duplicate(self, firm: str, fingerprint: str) -> str:
+        return f"{self._f(firm)}:dup:{fingerprint}"
 
     def audit(self, firm: str | None = None) -> str:
         return f"{self._f(firm)}:audit" if firm is not None else f"{self.prefix}:audit"

@@ -20,6 +20,7 @@ from ledger.errors import InvalidInput
 
 __all__ = [
     "MAX_EXACT",
+    "parse_signed_money",
     "Price",
     "parse_qty",
     "parse_price",
@@ -143,6 +144,15 @@ def parse_money(value: object, minor_units: int, field: str) -> int:
     if minor > MAX_EXACT:
         raise InvalidInput(field, f"exceeds the largest exact amount ({MAX_EXACT} minor units)")
     return minor
+
+
+def parse_signed_money(value: object, minor_units: int, field: str) -> int:
+    """An amount that may be negative (a loss), e.g. ``"-1250.50"``, as integer minor units."""
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, str) and value.startswith("-"):
+        return -parse_money(value[1:], minor_units, field)
+    return parse_money(value, minor_units, field)
 
 
 def notional_minor(qty: int, price: Price, minor_units: int, field: str = "qty") -> int:

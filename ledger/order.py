@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
@@ -11,11 +10,11 @@ from ledger.errors import InvalidInput
 from ledger.keys import check_id
 from ledger.money import Price, parse_price, parse_qty
 from ledger.policy import _ID
+from ledger.policy_controls import SYMBOL
 
 __all__ = ["Order", "ValidOrder", "SIDES"]
 
 SIDES: Final = ("buy", "sell")
-_SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,31}")
 
 
 @dataclass(frozen=True)
@@ -30,6 +29,8 @@ class Order:
     side: str
     qty: str | int | Decimal
     price: str | int | Decimal
+    #: Where the order goes (a market identifier code such as XNAS); None if not named.
+    venue: str | None = None
 
     def validate(self) -> ValidOrder:
         """Exact values, or :class:`InvalidInput` naming the first bad field."""
@@ -38,8 +39,12 @@ class Order:
             value = getattr(self, field)
             if not isinstance(value, str) or not _ID.fullmatch(value):
                 raise InvalidInput(field, "must be a node id of letters, digits, '.', '_' or '-'")
-        if not isinstance(self.symbol, str) or not _SYMBOL.fullmatch(self.symbol):
+        if not isinstance(self.symbol, str) or not SYMBOL.fullmatch(self.symbol):
             raise InvalidInput("symbol", "must be 1-32 characters of letters, digits and ._:/-")
+        if self.venue is not None and (
+            not isinstance(self.venue, str) or not _ID.fullmatch(self.venue)
+        ):
+            raise InvalidInput("venue", "must be a venue id of letters, digits, '.', '_' or '-'")
         if self.side not in SIDES:
             raise InvalidInput("side", f"must be 'buy' or 'sell', got {self.side!r}")
         return ValidOrder(self, parse_qty(self.qty), parse_price(self.price))
@@ -54,4 +59,11 @@ class ValidOrder:
     @property
     def fingerprint(self) -> str:
         o = self.order
-        return f"{o.trader}|{o.strategy}|{o.account}|{o.symbol}|{o.side}|{self.qty}|{self.price}"
+        fields = f"{o.trader}|{o.strategy}|{o.account}|{o.symbol}|{o.side}|{self.qty}|{self.price}"
+        return f"{fields}|{o.venue}" if o.venue else fields
+
+    @property
+    def duplicate_key(self) -> str:
+        """What the duplicate-order guard compares: account, symbol, side, qty, price."""
+        o = self.order
+        return f"{o.account}|{o.symbol}|{o.side}|{self.qty}|{self.price}"

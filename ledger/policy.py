@@ -24,6 +24,16 @@ import yaml
 
 from ledger.errors import InvalidInput, PolicyError
 from ledger.money import MAX_EXACT, parse_money
+from ledger.policy_controls import (
+    SYMBOL,
+    TOP_KEYS,
+    CancelToNew,
+    Controls,
+    FillThrottle,
+    cancel_to_new,
+    fill_throttle,
+    parse_controls,
+)
 
 __all__ = [
     "KINDS",
@@ -43,10 +53,26 @@ __all__ = [
 KINDS: Final = ("firm", "desk", "account", "strategy", "trader")
 #: Message types counted by the windows; ``all`` counts every type.
 MESSAGE_TYPES: Final = ("all", "new", "replace", "cancel")
-MONEY_LIMITS: Final = ("max_order_notional", "max_gross_notional", "max_net_notional")
-COUNT_LIMITS: Final = ("max_order_qty", "max_open_orders")
+MONEY_LIMITS: Final = (
+    "max_order_notional",
+    "max_gross_notional",
+    "max_net_notional",
+    "max_symbol_notional",
+    "max_daily_loss",
+    "max_basket_notional",
+)
+COUNT_LIMITS: Final = ("max_order_qty", "max_open_orders", "duplicate_window_ms")
+#: Limits with settings of their own rather than one number.
+STRUCTURED_LIMITS: Final = ("messages", "cancel_to_new", "fill_throttle")
 #: Every limit name a policy may use; ``messages`` covers all message windows.
-LIMIT_NAMES: Final = (*COUNT_LIMITS, *MONEY_LIMITS, "messages")
+LIMIT_NAMES: Final = (*COUNT_LIMITS, *MONEY_LIMITS, *STRUCTURED_LIMITS)
+#: Limits only some kinds of node may carry (where the quantity they bound exists).
+PLACEMENT: Final = {
+    "max_symbol_notional": ("account", "desk"),
+    "fill_throttle": ("strategy",),
+}
+#: Node states a strategy or an account can be in.
+STATES: Final = ("enabled", "disabled", "reduce_only")
 _WINDOWS: Final = ("per_second", "per_10s")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -68,7 +94,13 @@ class Limits:
     max_gross_notional: int | None = None
     max_net_notional: int | None = None
     max_open_orders: int | None = None
+    max_symbol_notional: int | None = None
+    max_daily_loss: int | None = None
+    max_basket_notional: int | None = None
+    duplicate_window_ms: int | None = None
     messages: Mapping[str, MessageLimits] = field(default_factory=dict)
+    cancel_to_new: CancelToNew | None = None
+    fill_throttle: FillThrottle | None = None
     #: Limits evaluated and recorded but not enforced (for a safe roll-out).
     shadow: frozenset[str] = frozenset()
 
@@ -94,6 +126,11 @@ class Node:
     accounts: frozenset[str] = frozenset()
     #: For traders: the strategies they may trade.
     strategies: frozenset[str] = frozenset()
+    #: For strategies and accounts: enabled, disabled or reduce_only.
+    state: str = "enabled"
+    #: For accounts: the symbols and venues it may trade; None means not restricted.
+    symbols: frozenset[str] | None = None
+    venues: frozenset[str] | None = None
 
     @property
     def scope(self) -> str:
@@ -110,6 +147,7 @@ class Policy:
     #: sha256 of the canonical document; names the policy in the audit stream.
     sha256: str
     document: Mapping[str, Any]
+    controls: Controls = Controls()
 
     @property
     def firms(self) -> list[str]:
@@ -227,6 +265,7 @@ class _Parser:
         #: Scopes defined with an id but left out because of a problem reported there.
         self.unplaced: set[str] = set()
         self.minor_units = 2
+        self.controls = Controls()
 
     def fail(self, where: str, message: str) -> None:
         # ``where`` is empty for the document itself.
@@ -277,7 +316,9 @@ class _Parser:
 
     def parse(self, document: object) -> Policy:
         top = self.mapping(
-            document, "", ("version", "currency", "minor_units", "firms", "strategies", "traders")
+            document,
+            "",
+            ("version", "currency", "minor_units", "firms", "strategies", "traders", *TOP_KEYS),
         )
         if top is None:
             raise PolicyError(self.problems)
@@ -294,6 +335,7 @@ class _Parser:
         else:
             self.minor_units = minor
 
+        self.controls = parse_controls(self, top)
         raw_firms = top.get("firms")
         firms = self.sequence(raw_firms, "firms")
         if raw_firms is None or raw_firms == []:
@@ -314,6 +356,7 @@ class _Parser:
             nodes=dict(self.nodes),
             sha256=hashlib.sha256(canonical).hexdigest(),
             document=top,
+            controls=self.controls,
         )
 
     def add(self, node: Node, where: str) -> None:
@@ -327,7 +370,7 @@ class _Parser:
         if spec is None:
             return
         firm_id = self.ident(spec.get("id"), f"{where}.id")
-        limits = self.limits(spec.get("limits"), f"{where}.limits")
+        limits = self.limits(spec.get("limits"), f"{where}.limits", "firm")
         if firm_id is not None:
             self.add(Node("firm", firm_id, firm_id, limits), where)
         # Below a bad id the nodes are still checked (one run reports every
@@ -340,31 +383,46 @@ class _Parser:
         if spec is None:
             return
         desk_id = self.ident(spec.get("id"), f"{where}.id")
-        limits = self.limits(spec.get("limits"), f"{where}.limits")
+        limits = self.limits(spec.get("limits"), f"{where}.limits", "desk")
         if firm_id is not None and desk_id is not None:
             self.add(Node("desk", desk_id, firm_id, limits, parent=f"firm:{firm_id}"), where)
         for k, account in enumerate(self.sequence(spec.get("accounts"), f"{where}.accounts")):
             here = f"{where}.accounts[{k}]"
-            aspec = self.mapping(account, here, ("id", "limits"))
+            aspec = self.mapping(account, here, ("id", "limits", "state", "symbols", "venues"))
             if aspec is None:
                 continue
             account_id = self.ident(aspec.get("id"), f"{here}.id")
-            alimits = self.limits(aspec.get("limits"), f"{here}.limits")
+            alimits = self.limits(aspec.get("limits"), f"{here}.limits", "account")
+            state = self.state(aspec, here)
+            symbols = self.entitled_symbols(aspec, here)
+            venues = self.venues(aspec, here)
             if account_id is None:
                 continue
             if firm_id is None or desk_id is None:
                 self.unplaced.add(f"account:{account_id}")
             else:
-                node = Node("account", account_id, firm_id, alimits, parent=f"desk:{desk_id}")
+                node = Node(
+                    "account",
+                    account_id,
+                    firm_id,
+                    alimits,
+                    parent=f"desk:{desk_id}",
+                    state=state,
+                    symbols=symbols,
+                    venues=venues,
+                )
                 self.add(node, here)
 
     def entitled(self, kind: str, value: object, where: str) -> None:
-        allowed = ("id", "limits", "accounts") + (("strategies",) if kind == "trader" else ())
+        allowed = ("id", "limits", "accounts") + (
+            ("strategies",) if kind == "trader" else ("state",)
+        )
         spec = self.mapping(value, where, allowed)
         if spec is None:
             return
         node_id = self.ident(spec.get("id"), f"{where}.id")
-        limits = self.limits(spec.get("limits"), f"{where}.limits")
+        limits = self.limits(spec.get("limits"), f"{where}.limits", kind)
+        state = self.state(spec, where) if kind == "strategy" else "enabled"
         accounts, complete = self.references("account", spec.get("accounts"), f"{where}.accounts")
         strategies: list[tuple[int, str]] = []
         if kind == "trader":
@@ -399,6 +457,7 @@ class _Parser:
             limits,
             accounts=frozenset(a for _, a in accounts),
             strategies=frozenset(s for _, s in strategies),
+            state=state,
         )
         self.add(node, where)
 
@@ -423,21 +482,77 @@ class _Parser:
                 self.fail(f"{where}[{i}]", f"unknown {kind} {_short(item)}")
         return found, bool(items) and len(found) == len(items)
 
-    def limits(self, value: object, where: str) -> Limits:
+    def state(self, spec: Mapping[str, Any], where: str) -> str:
+        value = spec.get("state", "enabled")
+        if value not in STATES:
+            self.fail(
+                f"{where}.state", f"must be one of {', '.join(STATES)}, got {_describe(value)}"
+            )
+            return "enabled"
+        return str(value)
+
+    def entitled_symbols(self, spec: Mapping[str, Any], where: str) -> frozenset[str] | None:
+        """The account's symbols with ``group:NAME`` entries expanded; None if not restricted."""
+        if "symbols" not in spec:
+            return None
+        items = self.sequence(spec["symbols"], f"{where}.symbols")
+        if not items:
+            # An empty list would refuse every order; omitting the key allows every symbol.
+            self.fail(f"{where}.symbols", "must list at least one symbol or group:NAME")
+        out: set[str] = set()
+        groups = self.controls.symbol_groups
+        for i, item in enumerate(items):
+            here = f"{where}.symbols[{i}]"
+            if isinstance(item, str) and item.startswith("group:"):
+                if item[6:] in groups:
+                    out |= groups[item[6:]]
+                else:
+                    self.fail(here, f"unknown symbol group {item[6:]!r}")
+            elif isinstance(item, str) and SYMBOL.fullmatch(item):
+                out.add(item)
+            else:
+                self.fail(here, f"must be a symbol or group:NAME, got {_describe(item)}")
+        return frozenset(out)
+
+    def venues(self, spec: Mapping[str, Any], where: str) -> frozenset[str] | None:
+        if "venues" not in spec:
+            return None
+        items = self.sequence(spec["venues"], f"{where}.venues")
+        if not items:
+            self.fail(f"{where}.venues", "must list at least one venue")
+        for i, item in enumerate(items):
+            self.ident(item, f"{where}.venues[{i}]")
+        return frozenset(v for v in items if isinstance(v, str))
+
+    def limits(self, value: object, where: str, kind: str) -> Limits:
         if value is None:
             return Limits()
         spec = self.mapping(value, where, (*LIMIT_NAMES, "shadow"))
         if spec is None:
             return Limits()
+        for name, kinds in PLACEMENT.items():
+            if name in spec and kind not in kinds:
+                which = " or ".join(("an " if k[0] in "aeiou" else "a ") + k for k in kinds)
+                self.fail(f"{where}.{name}", f"only {which} can have this limit")
         values: dict[str, Any] = {}
         for name in COUNT_LIMITS:
             if name in spec:
-                values[name] = self.count(spec[name], f"{where}.{name}")
+                # A zero-length duplicate window would guard nothing.
+                least = 1 if name == "duplicate_window_ms" else 0
+                values[name] = self.count(spec[name], f"{where}.{name}", least)
         for name in MONEY_LIMITS:
             if name in spec:
                 values[name] = self.money(spec[name], f"{where}.{name}")
         if "messages" in spec:
             values["messages"] = self.messages(spec["messages"], f"{where}.messages")
+        if "cancel_to_new" in spec:
+            values["cancel_to_new"] = cancel_to_new(
+                self, spec["cancel_to_new"], f"{where}.cancel_to_new"
+            )
+        if "fill_throttle" in spec:
+            values["fill_throttle"] = fill_throttle(
+                self, spec["fill_throttle"], f"{where}.fill_throttle"
+            )
         values["shadow"] = self.shadow(spec.get("shadow", False), f"{where}.shadow", spec)
         return Limits(**values)
 

@@ -27,6 +27,8 @@ RING_IDS = {
         ((t, w) for t in ("all", "new", "replace", "cancel") for w in WINDOW_MS), start=1
     )
 }
+#: Rings of the cancel-to-new ratio (new orders, cancels) and of the fill throttle.
+RATIO_NEW_RING, RATIO_CANCEL_RING, FILL_RING = 9, 10, 11
 
 
 def _record(node: Node) -> bytes:
@@ -42,6 +44,23 @@ def _record(node: Node) -> bytes:
         record["w"] = windows
     if node.limits.shadow:
         record["sh"] = {name: True for name in sorted(node.limits.shadow)}
+    if node.state != "enabled":
+        record["st"] = node.state
+    if node.symbols is not None:
+        record["rs"] = 1
+    if node.venues is not None:
+        record["rv"] = 1
+    ratio = node.limits.cancel_to_new
+    if ratio is not None:
+        # Ten buckets per window, like the message windows (windows.lua).
+        record["cr"] = {
+            "r": ratio.max_ratio_hundredths,
+            "m": ratio.min_messages,
+            "w": ratio.window_s * 100,
+        }
+    throttle = node.limits.fill_throttle
+    if throttle is not None:
+        record["ft"] = {"n": throttle.trigger_count, "w": throttle.window_s * 100}
     packed: bytes = msgpack.packb(record, use_bin_type=True)
     return packed
 
@@ -66,13 +85,36 @@ def _windows(node: Node) -> dict[str, list[int]]:
     return out
 
 
-def firm_fields(policy: Policy, firm: str, rev: int) -> dict[str, Any]:
-    """Every field of one firm's policy hash."""
+def _pack(value: Any) -> bytes:
+    packed: bytes = msgpack.packb(value, use_bin_type=True)
+    return packed
+
+
+def firm_fields(policy: Policy, firm: str, rev: int, now_ms: int) -> dict[str, Any]:
+    """Every field of one firm's policy hash; ``now_ms`` anchors the trading-day table."""
+    controls = policy.controls
+    day = controls.trading_day
     fields: dict[str, Any] = {
         "meta|rev": rev,
         "meta|sha": policy.sha256,
         "meta|mu": policy.minor_units,
+        "meta|day": _pack({"r": day.roll_ms, "s": day.segments(now_ms)}),
+        "meta|ovmax": controls.max_override_ms,
     }
+    if controls.reference_prices is not None:
+        px = controls.reference_prices
+        fields["meta|px"] = _pack({"a": px.max_age_ms, "j": px.max_jump_bps})
+    if controls.tiers:
+        fields["meta|tiers"] = 1
+    for tier in controls.tiers.values():
+        record: dict[str, Any] = {"t": tier.name, "c": tier.price_collar_bps}
+        if tier.max_order_qty is not None:
+            record["q"] = tier.max_order_qty
+        if tier.max_order_notional is not None:
+            record["n"] = tier.max_order_notional
+        packed = _pack(record)
+        for symbol in tier.symbols:
+            fields[f"s|{symbol}"] = packed
     for node in policy.nodes.values():
         if node.firm != firm:
             continue
@@ -81,6 +123,10 @@ def firm_fields(policy: Policy, firm: str, rev: int) -> dict[str, Any]:
             fields[f"e|{node.scope}|account:{account}"] = 1
         for strategy in node.strategies:
             fields[f"e|{node.scope}|strategy:{strategy}"] = 1
+        for symbol in node.symbols or ():
+            fields[f"es|{node.scope}|{symbol}"] = 1
+        for venue in node.venues or ():
+            fields[f"ev|{node.scope}|{venue}"] = 1
     return fields
 
 
@@ -108,9 +154,11 @@ def load(
     global_why = client.get(keys.global_kill()) if keys.cluster else None
     known = {m.decode() for m in client.smembers(keys.firms())}
     firms = policy.firms
+    server_s, server_us = client.time()
+    server_ms = int(server_s) * 1000 + int(server_us) // 1000
     for firm in [*firms, *sorted(known - set(firms))]:
         fields = (
-            firm_fields(policy, firm, rev)
+            firm_fields(policy, firm, rev, server_ms)
             if firm in firms
             else {"meta|rev": rev, "meta|removed": 1}
         )

@@ -53,6 +53,31 @@ class Reason(StrEnum):
     ORDER_CLOSED = "ORDER_CLOSED"
     #: The policy changed under the caller's cached routing; the caller refreshes and retries.
     ROUTING_STALE = "ROUTING_STALE"
+    #: The strategy or account is disabled (by policy, by ops, or by the fill throttle).
+    STRATEGY_DISABLED = "STRATEGY_DISABLED"
+    #: The strategy or account is reduce-only and the order does not shrink its position.
+    REDUCE_ONLY = "REDUCE_ONLY"
+    #: The policy has symbol tiers and the order's symbol is in none of them.
+    UNKNOWN_SYMBOL = "UNKNOWN_SYMBOL"
+    #: The symbol is halted (its reference price jumped); ops must resume it.
+    SYMBOL_HALTED = "SYMBOL_HALTED"
+    #: No reference price for the symbol, or one older than ``max_age_ms``.
+    REFERENCE_PRICE_STALE = "REFERENCE_PRICE_STALE"
+    #: Order price further from the reference price than the tier's collar.
+    PRICE_COLLAR = "PRICE_COLLAR"
+    #: Same account, symbol, side, qty and price within the duplicate window.
+    DUPLICATE_ORDER = "DUPLICATE_ORDER"
+    #: Worst-case net notional in one symbol would exceed ``max_symbol_notional``.
+    CONCENTRATION_LIMIT = "CONCENTRATION_LIMIT"
+    #: The node's realized loss today reached ``max_daily_loss``; only reducing orders pass.
+    DAILY_LOSS_LIMIT = "DAILY_LOSS_LIMIT"
+    #: Cancels outnumber new orders beyond ``cancel_to_new.max_ratio`` in its window.
+    CANCEL_RATIO = "CANCEL_RATIO"
+    #: A basket's total notional through a node exceeds ``max_basket_notional``.
+    BASKET_LIMIT = "BASKET_LIMIT"
+    #: A re-enable (unkill, strategy or account enable) without a reason, by a ``system:``
+    #: identity, or by the identity of the automatic trigger that set it; nothing changed.
+    REENABLE_REFUSED = "REENABLE_REFUSED"
 
 
 #: Every code that means "no".

@@ -104,6 +104,51 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class BasketDecision:
+    """The answer to a basket: every leg reserved, or none.
+
+    ``leg`` is the 1-based position of the leg that failed (0 when the basket
+    as a whole broke ``max_basket_notional``, or when it was accepted);
+    ``legs`` holds the decision of every leg decided, the failing one last.
+    """
+
+    basket_id: str
+    accepted: bool
+    reason: Reason
+    leg: int = 0
+    legs: tuple[Decision, ...] = ()
+    scope: str | None = None
+    limit: int | None = None
+    used: int | None = None
+    requested: int | None = None
+    message: str = ""
+
+    @property
+    def failing_order(self) -> str | None:
+        return self.legs[-1].order_id if self.leg > 0 and self.legs else None
+
+    @property
+    def replayed(self) -> bool:
+        return bool(self.legs) and all(d.replayed for d in self.legs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "basket_id": self.basket_id,
+            "decision": "accepted" if self.accepted else "rejected",
+            "reason": self.reason.value,
+            "leg": self.leg,
+            "failing_order": self.failing_order,
+            "scope": self.scope,
+            "limit": self.limit,
+            "used": self.used,
+            "requested": self.requested,
+            "replayed": self.replayed,
+            "message": self.message,
+            "legs": [d.to_dict() for d in self.legs],
+        }
+
+
+@dataclass(frozen=True)
 class FillResult:
     order_id: str
     fill_id: str
@@ -117,6 +162,8 @@ class FillResult:
     duplicate: bool = False
     #: The fill took the order beyond its qty (recorded all the same).
     overfill: bool = False
+    #: This fill tripped the strategy's fill throttle and disabled it.
+    disabled_strategy: bool = False
 
     @property
     def ok(self) -> bool:
@@ -130,6 +177,7 @@ class FillResult:
             "fill_id": self.fill_id,
             "leaves": self.leaves,
             "cum_qty": self.cum_qty,
+            "disabled_strategy": self.disabled_strategy,
             "reserved": self.reserved,
             "fill_notional": self.fill_notional,
             "duplicate": self.duplicate,

@@ -1,11 +1,13 @@
 """Loads the Lua scripts from ``lua/`` and registers them with a Redis client.
 
 One file per atomic operation, named ``verbNoun-<numKeys>.lua``; the key
-count in the name is checked on every call. ``--- @include "name"`` pulls in
-``lua/includes/name.lua`` once. Reason codes are written ``R.NAME`` in Lua and
-replaced by the string literal from :mod:`ledger.reasons` when the script is
-loaded; a name that is not in the table stops the load, so a script can only
-ever return a code Python knows (and pays nothing for the lookup at run time).
+count in the name is checked on every call. ``-n`` marks a script whose key
+count depends on its input (reserve: fixed keys, then two per order of a
+basket). ``--- @include "name"`` pulls in ``lua/includes/name.lua`` once.
+Reason codes are written ``R.NAME`` in Lua and replaced by the string
+literal from :mod:`ledger.reasons` when the script is loaded; a name that
+is not in the table stops the load, so a script can only ever return a
+code Python knows (and pays nothing for the lookup at run time).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from ledger.reasons import Reason
 __all__ = ["lua_dir", "source", "ScriptSet", "SCRIPT_NAMES"]
 
 _INCLUDE = re.compile(r'^--- @include "([a-z_]+)"$', re.MULTILINE)
-_NAME = re.compile(r"^([a-z]+(?:[A-Z][a-z]+)*)-(\d+)\.lua$")
+_NAME = re.compile(r"^([a-z]+(?:[A-Z][a-z]+)*)-(\d+|n)\.lua$")
 
 
 def lua_dir() -> Path:
@@ -49,7 +51,7 @@ def _reasons(text: str, filename: str) -> str:
 
 
 @cache
-def _scripts() -> dict[str, tuple[int, str, str]]:
+def _scripts() -> dict[str, tuple[int | None, str, str]]:
     out = {}
     base = lua_dir()
     for path in sorted(base.glob("*.lua")):
@@ -58,7 +60,8 @@ def _scripts() -> dict[str, tuple[int, str, str]]:
             raise RuntimeError(f"{path}: script names are verbNoun-<numKeys>.lua")
         # loadPolicy-3.lua is called as scripts.load_policy
         name = re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), match.group(1))
-        out[name] = (int(match.group(2)), source(path.name), path.name)
+        count = match.group(2)
+        out[name] = (None if count == "n" else int(count), source(path.name), path.name)
     return out
 
 
@@ -79,19 +82,34 @@ def source(filename: str) -> str:
     return _reasons(_INCLUDE.sub(include, body), filename)
 
 
-SCRIPT_NAMES = ("reserve", "replace", "cancel", "release", "fill", "kill", "load_policy")
+SCRIPT_NAMES = (
+    "reserve",
+    "replace",
+    "cancel",
+    "release",
+    "fill",
+    "kill",
+    "load_policy",
+    "set_state",
+    "set_prices",
+    "resume_symbol",
+    "request_override",
+    "decide_override",
+    "set_stress",
+)
 
 
 @dataclass
 class _Bound:
     name: str
-    numkeys: int
+    #: None for a script whose key count depends on its input.
+    numkeys: int | None
     script: Script
     #: The file under lua/ this script was loaded from.
     filename: str
 
     def __call__(self, keys: list[str], args: list[Any], client: Any = None) -> Any:
-        if len(keys) != self.numkeys:
+        if self.numkeys is not None and len(keys) != self.numkeys:
             raise AssertionError(f"{self.name} takes {self.numkeys} keys, got {len(keys)}")
         return self.script(keys=keys, args=args, client=client)
 
@@ -114,6 +132,12 @@ class ScriptSet:
     fill: _Bound
     kill: _Bound
     load_policy: _Bound
+    set_state: _Bound
+    set_prices: _Bound
+    resume_symbol: _Bound
+    request_override: _Bound
+    decide_override: _Bound
+    set_stress: _Bound
 
     def all(self) -> list[_Bound]:
         return [getattr(self, name) for name in _scripts()]

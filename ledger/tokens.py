@@ -53,6 +53,8 @@ class Role(StrEnum):
     DESK_HEAD = "desk-head"
     #: Policy and tokens; sees utilization of every node.
     RISK_ADMIN = "risk-admin"
+    #: A price feed: sets reference prices, which may halt a symbol, and nothing else.
+    MARKET_DATA = "market-data"
 
 
 @dataclass(frozen=True)

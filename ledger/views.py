@@ -56,6 +56,16 @@ def _unpack_node(blob: bytes | None) -> tuple[Aggregates, dict[int, list[int]]]:
     return Aggregates(*(int(v) for v in values[:5])), rings
 
 
+def _day_pnl(blob: bytes | None, day: int) -> int:
+    """The node's realized P&L of trading day ``day`` (lua/includes/day.lua)."""
+    if blob is None:
+        return 0
+    values = msgpack.unpackb(blob, raw=False, strict_map_key=False)
+    if len(values) > 7 and values[6] == day:
+        return int(values[7])
+    return 0
+
+
 def _ring_count(ring: list[int] | None, window_ms: int, now_ms: int) -> int:
     # Same arithmetic as ring_count in lua/includes/windows.lua.
     if not ring:
@@ -85,9 +95,15 @@ def utilization(
         blobs = client.hmget(keys.agg(firm), [n.scope for n in firm_nodes])
         seconds, micros = client.time()
         now_ms = seconds * 1000 + micros // 1000
+        today = policy.controls.trading_day.day_of(now_ms)
         for node, blob in zip(firm_nodes, blobs, strict=True):
             agg, rings = _unpack_node(blob)
             rows += _node_rows(node, agg)
+            cap = node.limits.max_daily_loss
+            if cap is not None:
+                loss = max(0, -_day_pnl(blob, today))
+                shadow = "max_daily_loss" in node.limits.shadow
+                rows.append(UtilizationRow(node.scope, "max_daily_loss", loss, cap, shadow))
             for mtype, caps in node.limits.messages.items():
                 for name, window_ms in _WINDOWS:
                     cap = getattr(caps, name)
@@ -170,9 +186,16 @@ class CheckReport:
         return not self.breaches
 
 
-def _order_sums(client: RedisClient, keys: Keys, firm: str) -> tuple[dict[str, Aggregates], int]:
-    fields = ("st", "o", "res", "fn")
+_LEVELS = ("firm", "desk", "account", "strategy", "trader")
+
+
+def _order_sums(
+    client: RedisClient, keys: Keys, firm: str
+) -> tuple[dict[str, Aggregates], dict[str, list[int]], int]:
+    """Per node, and per node and symbol (the positions hash), the sums over the firm's orders."""
+    fields = ("st", "o", "res", "fn", "qty", "cum")
     sums: dict[str, Aggregates] = defaultdict(Aggregates)
+    positions: dict[str, list[int]] = defaultdict(lambda: [0] * 7)
     count = 0
     pattern = keys.order(firm, "*")
     batch: list[bytes] = []
@@ -182,15 +205,21 @@ def _order_sums(client: RedisClient, keys: Keys, firm: str) -> tuple[dict[str, A
         pipe = client.pipeline(transaction=False)
         for key in batch:
             pipe.hmget(key, fields)
-        for st, shape, res, fn in pipe.execute():
+        for st, shape, res, fn, qty, cum in pipe.execute():
             if st in (None, b"rejected"):
                 continue
             count += 1
-            *path, _symbol, side, _mu = msgpack.unpackb(shape, raw=False)
+            shape = msgpack.unpackb(shape, raw=False)
+            path, symbol, side = shape[:5], shape[5], shape[6]
             buy = side == "buy"
-            for kind, node_id in zip(
-                ("firm", "desk", "account", "strategy", "trader"), path, strict=True
-            ):
+            leaves = max(_int(qty) - _int(cum), 0) if st == b"open" else 0
+            side_ix = 0 if buy else 1
+            for kind, node_id in zip(_LEVELS, path, strict=True):
+                pos = positions[f"{kind}:{node_id}|{symbol}"]
+                pos[side_ix] += _int(res)
+                pos[2 + side_ix] += _int(fn)
+                pos[4 + side_ix] += leaves
+                pos[6] += _int(cum) if buy else -_int(cum)
                 agg = sums[f"{kind}:{node_id}"]
                 if buy:
                     agg.ob += _int(res)
@@ -206,7 +235,7 @@ def _order_sums(client: RedisClient, keys: Keys, firm: str) -> tuple[dict[str, A
         if len(batch) >= 1000:
             flush()
     flush()
-    return dict(sums), count
+    return dict(sums), dict(positions), count
 
 
 def check(
@@ -221,7 +250,7 @@ def check(
     for firm in firms:
         for _ in range(attempts):
             before = aggregates(client, keys, firm)
-            sums, count = _order_sums(client, keys, firm)
+            sums, positions, count = _order_sums(client, keys, firm)
             after = aggregates(client, keys, firm)
             if before == after:
                 break
@@ -229,6 +258,16 @@ def check(
             report.breaches.append(f"firm:{firm}: aggregates kept changing during {attempts} scans")
             continue
         report.orders += count
+        stored = {
+            _text(f): list(msgpack.unpackb(v, raw=False))
+            for f, v in client.hgetall(keys.positions(firm)).items()
+        }
+        for name in sorted(set(stored) | set(positions)):
+            have_pos, want_pos = stored.get(name, [0] * 7), positions.get(name, [0] * 7)
+            if have_pos != want_pos:
+                report.breaches.append(
+                    f"{name}: position {have_pos} != sum of its orders {want_pos}"
+                )
         for scope in sorted(set(after) | set(sums)):
             have, want = after.get(scope, Aggregates()), sums.get(scope, Aggregates())
             report.nodes += 1
@@ -243,3 +282,7 @@ def check(
                         f"{scope}: {row.limit_name} used {row.used} > limit {row.limit}"
                     )
     return report
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

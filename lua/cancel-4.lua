@@ -1,17 +1,20 @@
 --[[
   Cancel request: counts a cancel message against the windows on the order's
-  path. The reservation stays until the venue confirms (see release-4.lua).
+  path. The reservation stays until the venue confirms (see release-5.lua).
   A cancel is refused only for MESSAGE_RATE (a message is a message to the
-  venue); kill switches never block it.
+  venue); kill switches never block it. It counts toward the cancel-to-new
+  ratio of every node that has one.
   Input:
     KEYS[1] policy hash, KEYS[2] order hash, KEYS[3] aggregates hash, KEYS[4] audit stream
     ARGV[1] order id, ARGV[2] actor, ARGV[3] audit stream max length
-  Output: decision array as reserve-7.lua ([6] is the order's reserved notional).
+  Output: decision array as reserve-n.lua ([6] is the order's reserved notional).
     Codes: OK, UNKNOWN_ORDER, ORDER_CLOSED, NO_POLICY, MESSAGE_RATE
 ]]
 --- @include "common"
 --- @include "exposure"
 --- @include "windows"
+--- @include "day"
+--- @include "controls"
 --- @include "checks"
 --- @include "path"
 
@@ -36,15 +39,14 @@ local aggs = read_nodes(agg_key, o.scopes)
 local path = {}
 for i = 1, 5 do
   local rec = recs[i + 1] and cmsgpack.unpack(recs[i + 1]) or {}
-  path[i] = {scope = o.scopes[i], rec = rec, agg = aggs[i], windows = windows_of(rec, 'cancel')}
+  path[i] = {scope = o.scopes[i], rec = rec, agg = aggs[i], windows = windows_of(rec, 'cancel'),
+    l = rec.l or {}}
 end
-local now = needs_time(path) and now_ms() or 0
+local now = now_ms()
 local out = evaluate(path, {now = now}, {6})
 local d = decision(out, o.res)
 if out.reject then return record(d) end
-if now > 0 then
-  count_messages(path, now)
-  write_nodes(agg_key, o.scopes, aggs)
-end
+count_messages(path, now, 10)
+write_nodes(agg_key, o.scopes, aggs)
 rcall('HINCRBY', order_key, 'cxl', 1)
 return record(d)

@@ -1,11 +1,14 @@
 --[[
   Set or clear a kill switch for one scope of one firm. A kill blocks every
-  new order under the scope on the very next decision (reserve-7.lua and
-  replace-6.lua read the kills hash and the global key) and returns the ids
+  new order under the scope on the very next decision (reserve-n.lua and
+  replace-9.lua read the kills hash and the global key) and returns the ids
   of the open orders under the scope so the caller can cancel them.
   The global scope is the plain string key KEYS[3]; its existence alone stops
   trading, so ops can also set it with redis-cli. Its who/when are kept in
   the kills hash under "global".
+  A kill by a system: identity (an automatic trigger) is recorded with
+  auto = 1. Lifting a kill takes a reason and a person: never a system:
+  identity, and never the identity that set an automatic kill.
   Input:
     KEYS[1] policy hash, KEYS[2] kills hash, KEYS[3] global kill key,
     KEYS[4] open-order index, KEYS[5] audit stream (all of one firm, but KEYS[3]
@@ -15,7 +18,9 @@
     ARGV[3] who, ARGV[4] why, ARGV[5] audit stream max length
     ARGV[6] firm id
   Output: {code, 1 if the switch was already in the asked state, open order id...}
-    Codes: OK, UNKNOWN_NODE (kill of a scope this firm's policy does not have)
+    Codes: OK, UNKNOWN_NODE (kill of a scope this firm's policy does not have),
+    REENABLE_REFUSED (unkill without a reason, by a system identity, or by the
+    identity of an automatic kill)
 ]]
 --- @include "common"
 
@@ -27,9 +32,21 @@ if op == 'kill' and scope ~= 'global' and rcall('HEXISTS', policy_key, scope) ==
   return {R.UNKNOWN_NODE, 0}
 end
 
+local system = string.sub(who, 1, 7) == 'system:'
+if op == 'unkill' then
+  local raw = rcall('HGET', kills_key, scope)
+  local rec = raw and cmsgpack.unpack(raw) or {}
+  if not string.find(why, '%S') or system or (rec.auto == 1 and rec.by == who) then
+    audit(audit_key, maxlen, {op = op, scope = scope, by = who, why = why,
+      code = R.REENABLE_REFUSED})
+    return {R.REENABLE_REFUSED, 1}
+  end
+end
+
 local already
 if op == 'kill' then
-  already = 1 - rcall('HSETNX', kills_key, scope, cmsgpack.pack({by = who, why = why, t = now_ms()}))
+  already = 1 - rcall('HSETNX', kills_key, scope,
+    cmsgpack.pack({by = who, why = why, t = now_ms(), auto = system and 1 or 0}))
   if scope == 'global' then rcall('SET', global_key, why) end
 else
   local removed = rcall('HDEL', kills_key, scope)

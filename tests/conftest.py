@@ -20,6 +20,8 @@ from pytest_redis import factories
 from ledger import Ledger, load_policy_file
 from ledger.embedded import valkey_binary
 
+pytest_plugins = ["tests.fakeclock.plugin"]
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_POLICY = ROOT / "examples" / "policy.yaml"
 

@@ -389,8 +389,9 @@ def test_check_names_every_breach(run: Run, ledger: Ledger, redis_client: redis.
     breaches = ledger.check().breaches
     assert lines == [f"{len(breaches)} breach(es):", *(f"  {b}" for b in breaches)]
     named = {b.split(": ")[0] for b in breaches}
-    assert named == {"firm:ACME", "desk:EQ-CASH", "account:ACC-1", "strategy:MM-1",
-                     "trader:T-ALICE"}
+    path = {"firm:ACME", "desk:EQ-CASH", "account:ACC-1", "strategy:MM-1", "trader:T-ALICE"}
+    # Each node's aggregates, and its position in the order's symbol.
+    assert named == path | {f"{scope}|AAPL" for scope in path}
     assert any(b.startswith("desk:EQ-CASH: max_gross_notional") for b in breaches)
     doc = json.loads(run("check", "--json").stdout)
     assert doc["ok"] is False and doc["breaches"] == breaches and doc["orders"] == 1

@@ -120,3 +120,20 @@ def test_firms_spread_over_shards_trade_kill_and_release(cluster):
     assert rows[(f"firm:{firms[0]}", "max_gross_notional")] == 20_000  # the fill stays
     assert rows[(f"firm:{firms[1]}", "max_gross_notional")] == 0
     assert lg.check().ok
+
+
+def test_reference_prices_halt_and_resume_on_every_shard(cluster):
+    firms = _firms_on_distinct_shards()
+    doc = _policy_doc(firms)
+    doc["reference_prices"] = {"max_age_ms": 5000, "max_jump_pct": "10"}
+    lg = Ledger.from_url(f"redis://127.0.0.1:{cluster[0].port}/0", cluster=True, timeout_s=2.0)
+    lg.load_policy(parse_policy(doc), by="test")
+    # The scripts are new to every shard: each firm's first call loads them there.
+    assert {r.firm for r in lg.prices.set({"AAPL": "100"}, by="feed")} == set(firms)
+    rows = lg.prices.set({"AAPL": "120"}, by="feed")
+    assert [(r.firm, r.status.value, r.jump_bps) for r in rows] == [
+        (f, "halted", 2000) for f in sorted(firms)
+    ]
+    assert all(r.halt is not None and r.price == "120" for r in lg.prices.get(["AAPL"]))
+    assert lg.prices.resume("AAPL", by="ops", reason="drill").firms == tuple(sorted(firms))
+    assert all(r.halt is None for r in lg.prices.get())

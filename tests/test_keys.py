@@ -63,13 +63,18 @@ def recording(lg: Ledger) -> list[Call]:
 
 
 def policy_for(firms: list[str]) -> Any:
-    """One desk, account, strategy and trader per firm; no limits, so orders pass."""
+    """One desk, account, strategy and trader per firm; one generous firm limit (for an
+    override to change), so orders pass."""
     return parse_policy(
         {
             "version": 1,
             "currency": "USD",
             "firms": [
-                {"id": f, "desks": [{"id": f"D{i}", "accounts": [{"id": f"A{i}"}]}]}
+                {
+                    "id": f,
+                    "limits": {"max_open_orders": 1000},
+                    "desks": [{"id": f"D{i}", "accounts": [{"id": f"A{i}"}]}],
+                }
                 for i, f in enumerate(firms)
             ],
             "strategies": [{"id": f"S{i}", "accounts": [f"A{i}"]} for i in range(len(firms))],
@@ -104,6 +109,17 @@ def exercise(lg: Ledger, firms: list[str], oids: list[str]) -> None:
         lg.unkill(f"desk:D{i}", by="test", reason="keys")
         assert lg.kill(f"firm:{firm}", by="test", reason="keys").open_orders == ()
         lg.unkill(f"firm:{firm}", by="test", reason="keys")
+        assert not lg.states.set(f"strategy:S{i}", "disabled", by="test", reason="keys").already
+        assert not lg.states.enable(f"strategy:S{i}", by="test", reason="keys").already
+        ov = lg.overrides.request(
+            f"firm:{firm}", "max_open_orders", 999, duration="1m", ticket="keys", by="test"
+        )
+        # Every firm counts its own OV-<n>, so with several firms the id needs its firm.
+        assert lg.overrides.cancel(ov.id, by="test", firm=firm).status == "cancelled"
+        assert lg.stress.on(f"firm:{firm}", "0.5", by="test", reason="keys").factor_millionths
+        assert lg.stress.off(f"firm:{firm}", by="test", reason="keys").previous_millionths
+    assert lg.prices.set({"XYZ": "1.5"}, by="test")
+    assert lg.prices.resume("XYZ", by="test", reason="keys").already
     lg.kill("global", by="test", reason="keys")
     lg.unkill("global", by="test", reason="keys")
 

@@ -1,4 +1,4 @@
-"""replace-6, cancel-4, fill-4, release-4: every output code and the exposure they move."""
+"""replace-9, cancel-4, fill-7, release-5: every output code and the exposure they move."""
 
 from __future__ import annotations
 

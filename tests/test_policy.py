@@ -36,12 +36,14 @@ EXPECTED: dict[str, list[str]] = {
     "bad_minor_units": ["minor_units: must be a whole number from 0 to 8, got int 9"],
     "no_firms": ["firms: at least one firm is required"],
     "unknown_top_level_key": [
-        "desks: unknown key (allowed: version, currency, minor_units, firms, strategies, traders)"
+        "desks: unknown key (allowed: version, currency, minor_units, firms, strategies, traders, "
+        "trading_day, reference_prices, overrides, symbol_groups, tiers)"
     ],
     "unknown_limit_key": [
         "firms[0].desks[0].limits.max_gros_notional: unknown key (allowed: max_order_qty, "
-        "max_open_orders, max_order_notional, max_gross_notional, max_net_notional, messages, "
-        "shadow)"
+        "max_open_orders, duplicate_window_ms, max_order_notional, max_gross_notional, "
+        "max_net_notional, max_symbol_notional, max_daily_loss, max_basket_notional, messages, "
+        "cancel_to_new, fill_throttle, shadow)"
     ],
     "bad_id_characters": [
         f"firms[0].desks[0].id: {_ID_RULE} a string 'EQ CASH'",
@@ -321,7 +323,7 @@ def test_a_strategy_may_not_list_strategies() -> None:
     bad = doc()
     bad["strategies"][0]["strategies"] = ["MM-1"]
     assert problems(bad) == [
-        "p.yaml: strategies[0].strategies: unknown key (allowed: id, limits, accounts)"
+        "p.yaml: strategies[0].strategies: unknown key (allowed: id, limits, accounts, state)"
     ]
 
 
@@ -365,7 +367,7 @@ def test_duplicate_yaml_keys_are_refused_but_merge_overrides_load(tmp_path: Path
         load_policy_file(path)
     assert exc.value.problems[0] == (
         f"{path}: base: unknown key (allowed: version, currency, minor_units, firms, strategies, "
-        "traders)"
+        "traders, trading_day, reference_prices, overrides, symbol_groups, tiers)"
     )
     path.write_text(
         "version: 1\n"
@@ -566,11 +568,16 @@ def test_shadow_true_with_every_limit() -> None:
         "max_gross_notional": "1",
         "max_net_notional": "1",
         "max_open_orders": 1,
+        "max_daily_loss": "1",
+        "max_basket_notional": "1",
+        "duplicate_window_ms": 1,
         "messages": {"per_10s": 1},
+        "cancel_to_new": {"max_ratio": "2", "window_s": 60},
         "shadow": True,
     }
     p = parse_policy(with_limits(limits))
-    assert p.nodes["firm:ACME"].limits.shadow == frozenset(LIMIT_NAMES)
+    placed = {"max_symbol_notional", "fill_throttle"}  # a firm cannot carry these
+    assert p.nodes["firm:ACME"].limits.shadow == frozenset(LIMIT_NAMES) - placed
 
 
 @pytest.mark.parametrize("value", [False, None, []])

@@ -29,7 +29,7 @@ _R_NAME = re.compile(r"\bR\.([A-Za-z_][A-Za-z0-9_]*)")
 _CODE = re.compile(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*\b")
 _INCLUDE = re.compile(r'^--- @include "([a-z_]+)"$', re.MULTILINE)
 #: ``verbNoun-<numKeys>.lua``: lower camelCase, a verb first.
-_FILE_NAME = re.compile(r"^([a-z]+(?:[A-Z][a-z]*)*)-(\d+)\.lua$")
+_FILE_NAME = re.compile(r"^([a-z]+(?:[A-Z][a-z]*)*)-(\d+|n)\.lua$")
 
 #: The codes the ledger's specification names, spelled exactly.
 REQUIRED = [
@@ -187,15 +187,15 @@ def test_unknown_name_stops_the_load(lua_tree: Path) -> None:
 def test_misspelt_code_in_a_real_script_stops_its_load(
     redis_client: redis.Redis, lua_tree: Path
 ) -> None:
-    keys = ["t:{F}:order:o1", "t:{F}:agg", "t:{F}:open", "t:{F}:audit"]
-    args = ["o1", "f1", 1, 100, 0, "test", 100]
-    # As shipped, fill-4.lua answers UNKNOWN_ORDER for an order that does not exist...
-    assert redis_client.eval(source("fill-4.lua"), 4, *keys, *args)[0] == b"UNKNOWN_ORDER"
+    keys = ["t:{F}:order:o1", "t:{F}:agg", "t:{F}:open", "t:{F}:audit", "t:{F}:pos"]
+    args = ["o1", "why", "test", 100]
+    # As shipped, release-5.lua answers UNKNOWN_ORDER for an order that does not exist...
+    assert redis_client.eval(source("release-5.lua"), 5, *keys, *args)[0] == b"UNKNOWN_ORDER"
     # ...and with the code misspelt it is never sent at all.
-    fill = lua_tree / "fill-4.lua"
-    fill.write_text(fill.read_text().replace("R.UNKNOWN_ORDER", "R.UNKNOWN_ORDR"))
-    with pytest.raises(RuntimeError, match=r"fill-4.lua: unknown reason code R\.UNKNOWN_ORDR"):
-        source("fill-4.lua")
+    script = lua_tree / "release-5.lua"
+    script.write_text(script.read_text().replace("R.UNKNOWN_ORDER", "R.UNKNOWN_ORDR"))
+    with pytest.raises(RuntimeError, match=r"release-5.lua: unknown reason code R\.UNKNOWN_ORDR"):
+        source("release-5.lua")
 
 
 @pytest.mark.parametrize("lua", ["return R.NO_SUCH_CODE", "return R.OK"])
@@ -225,16 +225,22 @@ def test_script_is_named_verb_noun_numkeys(path: Path) -> None:
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=ids(SCRIPTS))
 def test_header_lists_exactly_numkeys_keys(path: Path) -> None:
-    match = re.match(r"^[a-z_A-Z]+-(\d+)\.lua$", path.name)
+    match = re.match(r"^[a-z_A-Z]+-(\d+|n)\.lua$", path.name)
     assert match
-    numkeys = int(match.group(1))
-    expected = set(range(1, numkeys + 1))
     text = header(path)
-    assert {int(i) for i in re.findall(r"KEYS\[(\d+)\]", text)} == expected
+    listed = {int(i) for i in re.findall(r"KEYS\[(\d+)\]", text)}
+    if match.group(1) == "n":
+        # Fixed keys first, then keys per input item, reached by index arithmetic only.
+        expected = set(range(1, max(listed) + 1))
+        assert "per leg" in text
+        assert re.search(r"\bKEYS\[\d+ \+ \d+ \* \w+\]", body(path))
+    else:
+        expected = set(range(1, int(match.group(1)) + 1))
+        assert not re.search(r"\bKEYS\s*\[\s*[^\d\s]", body(path))
+    assert listed == expected
     assert "Input:" in text
     # The body uses exactly those keys, and builds no key names of its own.
     assert {int(i) for i in re.findall(r"KEYS\[(\d+)\]", body(path))} == expected
-    assert not re.search(r"\bKEYS\s*\[\s*[^\d\s]", body(path))
     assert "'KEYS'" not in path.read_text() and "'SCAN'" not in path.read_text()
 
 
@@ -249,7 +255,9 @@ def test_header_lists_every_argv_the_body_reads(path: Path) -> None:
 
 
 def test_loader_checks_the_key_count(redis_client: redis.Redis) -> None:
-    bound = ScriptSet(redis_client).fill
-    assert bound.numkeys == 4
-    with pytest.raises(AssertionError, match="fill takes 4 keys, got 3"):
+    bound = ScriptSet(redis_client).release
+    assert bound.numkeys == 5
+    with pytest.raises(AssertionError, match="release takes 5 keys, got 3"):
         bound(["a", "b", "c"], [])
+    # reserve takes its fixed keys and two per order: the script checks its input.
+    assert ScriptSet(redis_client).reserve.numkeys is None

@@ -1,4 +1,4 @@
-"""reserve-7.lua: every output code, and that a reject changes nothing."""
+"""reserve-n.lua: every output code, and that a reject changes nothing."""
 
 from __future__ import annotations
 

@@ -25,6 +25,7 @@ __all__ = ["Context", "row", "ORDER"]
 ORDER = (
     "floors",
     "server_side",
+    "controls",
     "profile",
     "library",
     "watch_multi",

@@ -1,18 +1,22 @@
-"""Where a full ``reserve`` spends its Redis CPU.
+"""Where a reserve with every control on spends its Redis CPU.
 
-Views, all on the all-controls firm:
+Views, all on a firm with every control of the order path on (``all`` in
+bench/workload.py: tiers, reference price, entitlements, duplicate guard,
+stress factor and override in force, and the rest):
 
 - The commands the script issues, from ``INFO commandstats`` (Redis 7 counts
   the commands a script runs): µs per reserve by command, and the rest of the
   EVALSHA time, which is the Lua interpreter itself (msgpack, tables, strings).
-- Script variants: the production ``reserve`` source with one part taken out
-  (the audit record, the order record, the open-order index), each measured
-  beside the production script with the same keys and arguments. A variant
-  whose part cannot be found in the current source is reported as missing
-  rather than measured wrong. The variants are measurement tools only: each
-  leaves the ledger incomplete.
-- A cost ladder: the production script returning early, right after its
-  prelude, after reading the path, after evaluating the checks.
+- Script variants (bench/reserve_variants.py): the production ``reserve``
+  source with one write of the commit taken out (the audit record, the order
+  hash, the open-order index, the positions, the duplicate-guard key, then
+  all of them), each measured beside the production script with the same
+  keys and arguments. A variant whose part cannot be found in the current
+  source, or that does not answer as it should, is reported as missing
+  rather than measured wrong.
+- A cost ladder: the production script returning early at points of a
+  single order's path, from right after its prelude to the order decided and
+  applied in memory.
 - The cost of one ``redis.call`` beyond its command's own work, from the
   five-level floor (its EVALSHA time less its commands' time less the
   ``return 1`` floor, per call), to split the total into entry, commands,
@@ -21,84 +25,30 @@ Views, all on the all-controls firm:
 
 from __future__ import annotations
 
-import re
 import statistics
 from collections import defaultdict
 from typing import Any
 
+import redis
+
 from bench.harness import ratio_of, server_cost, summarize
+from bench.reserve_variants import COMBINED, CUTS, STOPS, variants
 from bench.scenarios import Context, row
-from bench.workload import FirmShape, capture_reserve, orders
-from ledger.scripts import source
+from bench.workload import FirmShape, arm_controls, capture_reserve, orders, refresh_prices
+from ledger import Reason
 
-TITLE = "Profile of a full reserve"
+TITLE = "Profile of a reserve with all controls on"
 
-FULL = FirmShape("FULL", controls="full")
-
-# (name, what it removes, pattern, replacement): parts taken out of the production script.
-_CUTS: tuple[tuple[str, str, str, str], ...] = (
-    (
-        "no_audit",
-        "audit record (msgpack + XADD)",
-        r"(local function record\(d\)\n)",
-        r"\1  do return d end\n",
-    ),
-    (
-        "no_order_record",
-        "order hash write (HSET of the order)",
-        r"(rcall\('HSET', order_key, 'fp', fp, 'dec', cmsgpack\.pack\(d\), 'st', 'open',.*?\))"
-        r"(\s*\nreturn record\(d\))",
-        r"if false then \1 end\2",
-    ),
-    (
-        "no_open_index",
-        "open-order index (ZADD of five members)",
-        r"(rcall\('ZADD', open_key, unpack\(members\)\))",
-        r"if false then \1 end",
-    ),
-)
-# (name, where it stops): the production script returning early, for a cost ladder.
-_STOPS: tuple[tuple[str, str, str], ...] = (
-    (
-        "until_prelude",
-        "the shared functions and tables defined, KEYS and ARGV read",
-        r"(local fp, actor, maxlen = [^\n]*\n)",
-    ),
-    (
-        "until_path",
-        "idempotency, kills, policy records and node state read",
-        r"(local path, rej, mu = load_path\([^\n]*\)\n)",
-    ),
-    (
-        "until_checks",
-        "and every check evaluated (no write yet)",
-        r"(local d = decision\(out, amount\)\n)",
-    ),
-)
+ALL = FirmShape("ALL", controls="all")
+_STOP_NAMES = frozenset(v.name for v in STOPS)
 
 
-def variants() -> tuple[dict[str, str], dict[str, str]]:
-    """Script text per variant, and the variants that could not be built."""
-    base = source("reserve-7.lua")
-    texts = {"production": base}
-    missing = {}
-    combined = base
-    for name, what, pattern, repl in _CUTS:
-        text, count = re.subn(pattern, repl, base, count=1, flags=re.DOTALL)
-        if count == 0:
-            missing[name] = f"{what}: not found in the current reserve source"
-            continue
-        texts[name] = text
-        combined = re.sub(pattern, repl, combined, count=1, flags=re.DOTALL)
-    if not missing:
-        texts["checks_only"] = combined
-    for name, what, pattern in _STOPS:
-        text, count = re.subn(pattern, r"\1do return 0 end\n", base, count=1)
-        if count == 0:
-            missing[name] = f"{what}: not found in the current reserve source"
-            continue
-        texts[name] = text
-    return texts, missing
+def _answers_right(name: str, raw: Any) -> bool:
+    """A stop returns 0; every other variant must accept, as production does."""
+    if name in _STOP_NAMES:
+        return bool(raw == 0)
+    code = raw[0] if isinstance(raw, list) and raw else None
+    return isinstance(code, bytes) and code.decode() == Reason.OK.value
 
 
 def call_overhead(ctx: Context, n: int) -> tuple[float, float]:
@@ -117,9 +67,12 @@ def call_overhead(ctx: Context, n: int) -> tuple[float, float]:
 
 def run(ctx: Context) -> dict[str, Any]:
     mode = ctx.mode
-    n = max(50, mode.calls // 2)  # eight script variants per repetition
-    lg = ctx.ledger("prof", FULL)
+    n = max(50, mode.calls // 3)  # twelve script variants per repetition
+    lg = ctx.ledger("prof", ALL)
+    arm_controls(lg, ALL)
     texts, missing = variants()
+    if "production" not in texts:
+        raise RuntimeError(missing["production"])
     scripts = {name: ctx.client.register_script(text) for name, text in texts.items()}
     series: dict[str, list[float]] = defaultdict(list)
     inner: dict[str, list[float]] = defaultdict(list)
@@ -131,15 +84,36 @@ def run(ctx: Context) -> dict[str, Any]:
         overhead, one = call_overhead(ctx, n)
         per_call.append(overhead)
         entry.append(one)
-        for name, script in scripts.items():
-            calls = [capture_reserve(lg, o) for o in orders(FULL, n + 1, f"{name}{rep}")]
-            script(keys=calls[0][0], args=calls[0][1])  # loads it; not measured
+        for v, (name, script) in enumerate(scripts.items()):
+            if name in missing:
+                continue
+            # Distinct orders for every variant and repetition: the duplicate guard is on.
+            start = (rep * len(scripts) + v) * (n + 1)
+            calls = [capture_reserve(lg, o) for o in orders(ALL, n + 1, name, start=start)]
+            refresh_prices(lg)
+            try:
+                first = script(keys=calls[0][0], args=calls[0][1])  # loads it; not measured
+            except redis.ResponseError as exc:
+                missing[name] = f"does not run: {exc}"
+                continue
+            answers: list[Any] = [first]
 
-            def work(script: Any = script, calls: list[Any] = calls[1:]) -> None:
+            def work(
+                script: Any = script, calls: list[Any] = calls[1:], out: list[Any] = answers
+            ) -> None:
                 for keys, args in calls:
-                    script(keys=keys, args=args)
+                    out.append(script(keys=keys, args=args))
 
             cost, parts = server_cost(ctx.client, work)
+            wrong = [a for a in answers if not _answers_right(name, a)]
+            if wrong and name == "production":
+                raise RuntimeError(
+                    f"production reserve: {len(wrong)} of {n + 1} not accepted: {wrong[0]!r}"
+                )
+            if wrong:
+                missing[name] = f"answered {wrong[0]!r} ({len(wrong)} of {n + 1} calls)"
+                series.pop(name, None)
+                continue
             series[name].append(cost)
             if name == "production":
                 for cmd, (c, usec) in parts.items():
@@ -165,16 +139,13 @@ def run(ctx: Context) -> dict[str, Any]:
         "redis_call_overhead_us": overhead_us,
         "lua_compute_us": lua_us,
     }
-    labels = {
-        "until_prelude": "returning at once (" + _STOPS[0][1] + ")",
-        "until_path": "returning once the path is read (" + _STOPS[1][1] + ")",
-        "until_checks": "returning once every check is evaluated, before any write",
-        "no_audit": "without the audit record",
-        "no_order_record": "without the order hash",
-        "no_open_index": "without the open-order index",
-        "checks_only": "without all three (checks and aggregates only)",
-    }
-    rows = [row("reserve (production script), Redis CPU", figures["production"])]
+    labels = {v.name: f"returning once {v.what}" for v in STOPS}
+    labels |= {v.name: f"without the {v.what}" for v in CUTS}
+    labels[COMBINED] = "without any of those writes (checks and node states only)"
+    for name, why in missing.items():
+        ctx.progress.say(f"variant {name} left out: {why}")
+    left_out = f"variants left out: {', '.join(missing)} (see missing_variants)" if missing else ""
+    rows = [row("reserve (production script), Redis CPU", figures["production"], note=left_out)]
     for name, label in labels.items():
         if name in figures:
             rows.append(

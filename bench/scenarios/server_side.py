@@ -1,8 +1,10 @@
 """Scenario 2: the ledger's Redis CPU per operation, against the five-level floor.
 
 Each repetition measures, one right after the other: the five-level floor,
-``reserve`` with core controls, ``reserve`` with all controls, ``fill`` (a
-full fill, which closes the order) and ``release`` of open orders. Figures
+``reserve`` with core controls, ``reserve`` with core controls and message
+windows (the "full" firm), ``fill`` (a full fill, which closes the order) and
+``release`` of open orders. The controls scenario adds every other control
+of the order path beside these. Figures
 are µs of Redis CPU per EVALSHA from ``INFO commandstats``; ratios are per
 repetition. Round trips per call are counted on the client's socket writes.
 """
@@ -84,7 +86,7 @@ def run(ctx: Context) -> dict[str, Any]:
     ratios = {name: ratio_of(vals, five) for name, vals in series.items() if name != "five"}
     labels = {
         "reserve_core": "reserve, core controls",
-        "reserve_full": "reserve, all controls",
+        "reserve_full": "reserve, core controls and message windows",
         "fill": "fill (closing the order)",
         "release": "release",
     }

@@ -44,3 +44,36 @@ end
 -- Index into a node array of the open / filled notional of a side.
 local function open_ix(side) if side == 'buy' then return 1 end return 2 end
 local function filled_ix(side) if side == 'buy' then return 3 end return 4 end
+
+--[[
+  Positions: per node and symbol, field "<scope>|<symbol>" of the firm's
+  position hash -> msgpack {ob, os, fb, fs, qb, qs, qn}: open buy / sell and
+  filled buy / sell notional (minor units), open buy / sell qty, signed
+  filled qty. Concentration, reduce-only and the daily loss read them.
+]]
+local function read_positions(pos_key, scopes, sym)
+  local f = {}
+  for i = 1, #scopes do f[i] = scopes[i] .. '|' .. sym end
+  local v = rcall('HMGET', pos_key, unpack(f))
+  local out = {}
+  for i = 1, #scopes do
+    out[i] = v[i] and cmsgpack.unpack(v[i]) or {0, 0, 0, 0, 0, 0, 0}
+  end
+  return out
+end
+
+local function write_positions(pos_key, scopes, sym, list)
+  local args = {}
+  for i = 1, #scopes do
+    args[#args + 1] = scopes[i] .. '|' .. sym
+    args[#args + 1] = cmsgpack.pack(list[i])
+  end
+  rcall('HSET', pos_key, unpack(args))
+end
+
+-- Whether an order only shrinks the position p: open orders on the same side
+-- count as filled, so several reducing orders cannot together flip it.
+local function reduces(p, side, qty)
+  if side == 'buy' then return p[7] < 0 and p[5] + qty <= -p[7] end
+  return p[7] > 0 and p[6] + qty <= p[7]
+end

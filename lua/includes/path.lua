@@ -2,8 +2,11 @@
   An order's path: its five scopes, their policy records and their state.
   Policy hash fields: "<scope>" -> msgpack node record {p = parent scope,
   l = {limit = value}, w = {type = {limit, ring id, bucket ms, ...}},
-  sh = {limit = true}};
-  "e|<scope>|<scope>" -> entitlement; "meta|rev", "meta|mu".
+  sh = {limit = true}, st = state, rs / rv = account restricts symbols /
+  venues, cr = cancel-to-new ratio, ft = fill throttle};
+  "e|<scope>|<scope>" -> entitlement; "es|account:A|SYM", "ev|account:A|VENUE"
+  -> symbol and venue entitlement; "s|SYM" -> the symbol's tier;
+  "meta|rev", "meta|mu", "meta|tiers", "meta|px", "meta|day".
 ]]
 
 -- The first active kill on the path, as a scope string, or nil.
@@ -16,12 +19,14 @@ local function killed(kills_key, global_key, scopes)
   return nil
 end
 
--- scopes: firm, desk, account, strategy, trader. Returns path, nil, minor
--- units, or nil and a reject array.
-local function load_path(policy_key, agg_key, scopes, mtype)
+-- scopes: firm, desk, account, strategy, trader. Returns the five node
+-- records and the firm-wide settings the order needs, or nil and a reject array.
+local function load_path(policy_key, scopes, sym, venue)
   local s = scopes
   local v = rcall('HMGET', policy_key, 'meta|rev', 'meta|mu', s[1], s[2], s[3], s[4], s[5],
-    'e|' .. s[4] .. '|' .. s[3], 'e|' .. s[5] .. '|' .. s[3], 'e|' .. s[5] .. '|' .. s[4])
+    'e|' .. s[4] .. '|' .. s[3], 'e|' .. s[5] .. '|' .. s[3], 'e|' .. s[5] .. '|' .. s[4],
+    'es|' .. s[3] .. '|' .. sym, 'ev|' .. s[3] .. '|' .. venue, 's|' .. sym,
+    'meta|tiers', 'meta|px', 'meta|day')
   if not v[1] then return nil, reject_array(R.NO_POLICY, s[1]) end
   -- Account first: a missing account may only mean the caller's routing is stale.
   local recs = {}
@@ -34,12 +39,24 @@ local function load_path(policy_key, agg_key, scopes, mtype)
   end
   if not v[8] then return nil, reject_array(R.NOT_ENTITLED, s[4]) end
   if not v[9] or not v[10] then return nil, reject_array(R.NOT_ENTITLED, s[5]) end
-  local aggs = read_nodes(agg_key, s)
+  if (recs[3].rs and not v[11]) or (recs[3].rv and not v[12]) then
+    return nil, reject_array(R.NOT_ENTITLED, s[3])
+  end
+  if v[14] and not v[13] then return nil, reject_array(R.UNKNOWN_SYMBOL, 'symbol:' .. sym) end
+  return {recs = recs, mu = tonumber(v[2]), tier = v[13] and cmsgpack.unpack(v[13]),
+    px = v[15] and cmsgpack.unpack(v[15]), day = v[16]}
+end
+
+-- The path of loaded records with their node state, effective limits and the
+-- windows of a message type.
+local function build_path(scopes, info, aggs, ctl, mtype, now)
   local path = {}
   for i = 1, 5 do
-    path[i] = {scope = s[i], rec = recs[i], agg = aggs[i], windows = windows_of(recs[i], mtype)}
+    local rec = info.recs[i]
+    path[i] = {scope = scopes[i], rec = rec, agg = aggs[i], windows = windows_of(rec, mtype),
+      l = effective_limits(rec.l, ctl.ov[i], ctl.factor[i], now)}
   end
-  return path, nil, tonumber(v[2])
+  return path
 end
 
 local function path_aggs(path)
@@ -51,15 +68,16 @@ end
 --[[
   Order hash: "fp" fingerprint, "dec" first decision (msgpack), "st" state
   (open | filled | released | rejected), "o" msgpack {firm, desk, account,
-  strategy, trader, symbol, side, minor units}, "qty", "pn", "ps" (order qty
-  and price), "cum" filled qty, "res" reserved notional, "fn" filled notional,
-  "f|<fill id>" per fill seen.
+  strategy, trader, symbol, side, minor units, venue}, "qty", "pn", "ps"
+  (order qty and price), "cum" filled qty, "res" reserved notional, "fn"
+  filled notional, "f|<fill id>" per fill seen.
 ]]
 local function load_order(order_key)
   local v = rcall('HMGET', order_key, 'st', 'o', 'qty', 'pn', 'ps', 'cum', 'res', 'fn')
   if not v[1] or v[1] == 'rejected' then return nil end
   local p = cmsgpack.unpack(v[2])
-  return {st = v[1], side = p[7], mu = p[8], qty = tonumber(v[3]), pn = tonumber(v[4]),
+  return {st = v[1], sym = p[6], side = p[7], mu = p[8], venue = p[9] or '',
+    qty = tonumber(v[3]), pn = tonumber(v[4]),
     ps = tonumber(v[5]), cum = tonumber(v[6]), res = tonumber(v[7]), fn = tonumber(v[8]),
     scopes = {'firm:' .. p[1], 'desk:' .. p[2], 'account:' .. p[3], 'strategy:' .. p[4],
       'trader:' .. p[5]}}

@@ -53,6 +53,7 @@ def tokens(ledger: Ledger, redis_client: redis.Redis) -> dict[str, str]:
         "ops": store.create(Role.OPS, "ops-alice"),
         "desk-head": store.create(Role.DESK_HEAD, "dh-cash", ["EQ-CASH"]),
         "risk-admin": store.create(Role.RISK_ADMIN, "ra-1"),
+        "market-data": store.create(Role.MARKET_DATA, "feed-1"),
     }
 
 

@@ -9,6 +9,7 @@ from tests.gateway.conftest import ORDER as BASE_ORDER
 
 ORDER = {**BASE_ORDER, "order_id": "z1"}
 KILL = {"scope": "desk:EQ-CASH", "reason": "test"}
+PRICES = {"prices": [{"symbol": "AAPL", "price": "187.25"}]}
 
 #: (method, path, body, roles allowed)
 ROUTES = [
@@ -21,6 +22,9 @@ ROUTES = [
     ("DELETE", "/v1/kill", KILL, {"ops"}),
     ("GET", "/v1/kill", None, {"ops", "desk-head"}),
     ("GET", "/v1/utilization?scope=desk:EQ-CASH", None, {"ops", "desk-head", "risk-admin"}),
+    ("POST", "/v1/reference-prices", PRICES, {"market-data", "risk-admin"}),
+    ("GET", "/v1/reference-prices", None, {"ops", "risk-admin", "desk-head"}),
+    ("POST", "/v1/symbols/AAPL/resume", {"reason": "checked"}, {"ops"}),
 ]
 ROUTE_IDS = [f"{m} {p}" for m, p, _, _ in ROUTES]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import msgpack
 import pytest
 
 from gateway.events import channel, listen
@@ -191,3 +192,95 @@ def test_utilization_defaults_to_global_for_ops(client, auth, orders):
 def test_bad_utilization_queries(client, auth, query, status, reason):
     r = client.get(f"/v1/utilization?{query}", headers=auth("ops"))
     assert r.status_code == status and r.json["reason"] == reason
+
+
+# -- cancel instructions --------------------------------------------------------------
+
+
+def _by_id(cancels: list[dict]) -> list[dict]:
+    return sorted(cancels, key=lambda c: c["order_id"])
+
+
+def test_kill_with_cancel_open_answers_and_publishes_cancel_instructions(
+    client, auth, orders, redis_client, ledger
+):
+    assert ledger.fill("c1", "f1", "40", "187.25").ok
+    received: list[dict] = []
+
+    def consume() -> None:
+        for event in listen(redis_client, "ledger", timeout_s=10):
+            received.append(event)
+            return
+
+    subscriber = threading.Thread(target=consume)
+    subscriber.start()
+    for _ in range(200):  # until the subscription is in place
+        if redis_client.pubsub_numsub(channel("ledger")) == [(b"ledger:events", 1)]:
+            break
+        time.sleep(0.02)
+    body = {"scope": "desk:EQ-CASH", "reason": "runaway", "cancel_open": True}
+    r = client.post("/v1/kill", json=body, headers=auth("ops"))
+    subscriber.join(timeout=15)
+    assert r.status_code == 200, r.json
+    expected = [
+        {
+            "action": "cancel",
+            "order_id": "c1",
+            "account": "ACC-1",
+            "strategy": "MM-1",
+            "trader": "T-ALICE",
+            "symbol": "AAPL",
+            "side": "buy",
+            "leaves_qty": 60,
+        },
+        {
+            "action": "cancel",
+            "order_id": "c2",
+            "account": "ACC-2",
+            "strategy": "MM-1",
+            "trader": "T-BOB",
+            "symbol": "AAPL",
+            "side": "buy",
+            "leaves_qty": 10,
+        },
+    ]
+    assert r.json["cancel_open"] is True and _by_id(r.json["cancels"]) == expected
+    (event,) = received
+    assert (event["type"], event["scope"], event["cancel_open"]) == ("kill", "desk:EQ-CASH", True)
+    assert _by_id(event["cancels"]) == expected
+
+
+def test_kill_without_cancel_open_carries_no_instructions(client, auth, orders):
+    r = client.post("/v1/kill", json={"scope": "desk:EQ-CASH", "reason": "r"}, headers=auth("ops"))
+    assert sorted(r.json["open_orders"]) == ["c1", "c2"] and "cancels" not in r.json
+
+
+@pytest.mark.parametrize(
+    ("method", "body"),
+    [
+        ("POST", {"scope": "desk:EQ-CASH", "reason": "r", "cancel_open": "yes"}),
+        ("POST", {"scope": "desk:EQ-CASH", "reason": "r", "cancel_open": 1}),
+        ("DELETE", {"scope": "desk:EQ-CASH", "reason": "r", "cancel_open": True}),
+    ],
+)
+def test_cancel_open_must_be_a_boolean_on_a_kill(client, auth, snapshot, method, body):
+    before = snapshot()
+    r = client.open("/v1/kill", method=method, json=body, headers=auth("ops"))
+    assert r.status_code == 400 and r.json["reason"] == "INVALID_REQUEST"
+    assert "cancel_open" in r.json["message"]
+    assert snapshot() == before
+
+
+def test_unkill_through_the_gateway_by_the_trigger_of_an_automatic_kill_is_refused(
+    client, auth, redis_client
+):
+    record = {"by": "ops-alice", "why": "loss limit", "t": 1, "auto": 1}
+    redis_client.hset("ledger:{ACME}:kills", "desk:EQ-CASH", msgpack.packb(record))
+    r = client.open(
+        "/v1/kill",
+        method="DELETE",
+        json={"scope": "desk:EQ-CASH", "reason": "ok"},
+        headers=auth("ops"),
+    )
+    assert r.status_code == 403 and r.json["reason"] == "REENABLE_REFUSED"
+    assert redis_client.hexists("ledger:{ACME}:kills", "desk:EQ-CASH")

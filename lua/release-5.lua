@@ -2,7 +2,8 @@
   Release what an order still has reserved: cancel confirmed, venue reject,
   expiry. Closes the order. Releasing a closed order changes nothing.
   Input:
-    KEYS[1] order hash, KEYS[2] aggregates hash, KEYS[3] open-order index, KEYS[4] audit stream
+    KEYS[1] order hash, KEYS[2] aggregates hash, KEYS[3] open-order index, KEYS[4] audit stream,
+    KEYS[5] positions hash
     ARGV[1] order id, ARGV[2] reason (free text, e.g. "cancelled"), ARGV[3] actor,
     ARGV[4] audit stream max length
   Output: {code, released notional (minor units), 1 if the order was already closed}
@@ -12,7 +13,8 @@
 --- @include "exposure"
 --- @include "path"
 
-local order_key, agg_key, open_key, audit_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local order_key, agg_key, open_key, audit_key, pos_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4],
+  KEYS[5]
 local order_id, why, actor, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
 local o = load_order(order_key)
@@ -28,6 +30,13 @@ else
     a[5] = a[5] - 1
   end
   write_nodes(agg_key, o.scopes, aggs)
+  local pos = read_positions(pos_key, o.scopes, o.sym)
+  local oi = open_ix(o.side)
+  for _, p in ipairs(pos) do
+    p[oi] = p[oi] - o.res
+    p[4 + oi] = p[4 + oi] - math.max(o.qty - o.cum, 0)
+  end
+  write_positions(pos_key, o.scopes, o.sym, pos)
   rcall('ZREM', open_key, unpack(open_members(o, order_id)))
   rcall('HSET', order_key, 'st', 'released', 'res', 0, 'why', why)
   result = {R.OK, o.res, 0}

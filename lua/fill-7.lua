@@ -1,0 +1,119 @@
+--[[
+  Record a fill (partial or full): moves exposure from reserved to filled on
+  all five nodes and their positions in the symbol. The filled notional is
+  ceil(fill qty * fill price); the reservation becomes ceil(leaves * order
+  price). A full fill closes the order. A fill id seen before changes
+  nothing. A fill on a closed order, or beyond the order qty, is still
+  recorded: it is exposure the firm has.
+  A fill may carry its realized P&L (the caller's, in minor units, signed);
+  it adds to the day's P&L of every node (day.lua). A strategy with a fill
+  throttle that sees more than trigger_count fills in its window is disabled
+  on the spot: "s|strategy:ID" in the controls hash, by "system:fill-throttle",
+  until a person re-enables it (lua/setState-3.lua).
+  Input:
+    KEYS[1] order hash, KEYS[2] aggregates hash, KEYS[3] open-order index,
+    KEYS[4] audit stream, KEYS[5] positions hash, KEYS[6] policy hash,
+    KEYS[7] controls hash (all of one firm)
+    ARGV[1] order id, ARGV[2] fill id, ARGV[3] fill qty (whole units),
+    ARGV[4] fill price numerator, ARGV[5] fill price scale, ARGV[6] actor,
+    ARGV[7] audit stream max length, ARGV[8] realized P&L in minor units ("" for none)
+  Output: {code, leaves qty, cum qty, reserved notional, fill notional,
+           1 if the fill id was seen before, 1 if the fill went beyond the order qty,
+           1 if this fill disabled the strategy}
+    Codes: OK, UNKNOWN_ORDER
+]]
+--- @include "common"
+--- @include "money"
+--- @include "exposure"
+--- @include "windows"
+--- @include "day"
+--- @include "path"
+
+local order_key, agg_key, open_key, audit_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local pos_key, policy_key, controls_key = KEYS[5], KEYS[6], KEYS[7]
+local order_id, fill_id = ARGV[1], ARGV[2]
+local fq, pn, ps = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local actor, maxlen, pnl = ARGV[6], ARGV[7], tonumber(ARGV[8])
+
+local o = load_order(order_key)
+if not o then
+  audit(audit_key, maxlen, {op = 'fill', order_id = order_id, fill = fill_id, by = actor,
+    code = R.UNKNOWN_ORDER})
+  return {R.UNKNOWN_ORDER, 0, 0, 0, 0, 0, 0, 0}
+end
+if rcall('HSETNX', order_key, 'f|' .. fill_id, 1) == 0 then
+  return {R.OK, math.max(o.qty - o.cum, 0), o.cum, o.res, 0, 1, 0, 0}
+end
+
+local amount = notional(fq, pn, ps, o.mu)
+local cum = o.cum + fq
+local leaves = math.max(o.qty - cum, 0)
+local reserved = o.res
+local open = o.st == 'open'
+local closes = open and leaves == 0
+local open_qty_change = 0
+if open then
+  reserved = notional(leaves, o.pn, o.ps, o.mu)
+  open_qty_change = leaves - math.max(o.qty - o.cum, 0)
+end
+local oi = open_ix(o.side)
+local signed = o.side == 'buy' and fq or -fq
+local now = now_ms()
+local meta = rcall('HMGET', policy_key, 'meta|day', o.scopes[4])
+local day = pnl and day_of(meta[1], now)
+local aggs = read_nodes(agg_key, o.scopes)
+local pos = read_positions(pos_key, o.scopes, o.sym)
+for i, a in ipairs(aggs) do
+  a[oi] = a[oi] + reserved - o.res
+  a[oi + 2] = a[oi + 2] + amount
+  if closes then a[5] = a[5] - 1 end
+  if pnl then
+    -- Slot 6 (rings) must exist for the array to stay an array when packed.
+    a[6] = a[6] or {}
+    a[8] = day_pnl(a, day) + pnl
+    a[7] = day
+  end
+  local p = pos[i]
+  p[oi] = p[oi] + reserved - o.res
+  p[oi + 2] = p[oi + 2] + amount
+  p[4 + oi] = p[4 + oi] + open_qty_change
+  p[7] = p[7] + signed
+end
+
+local tripped = 0
+local strategy = meta[2] and cmsgpack.unpack(meta[2])
+local ft = strategy and strategy.ft
+if ft then
+  local a = aggs[4]
+  local rings = a[6] or {}
+  rings[11] = ring_add(rings[11], ft.w, now)
+  a[6] = rings
+  local count = ring_count(rings[11], ft.w, now)
+  if count > ft.n then
+    local cause = count .. ' fills within ' .. (ft.w / 100) .. ' s (trigger ' .. ft.n .. ')'
+    local field = 's|' .. o.scopes[4]
+    local current = rcall('HGET', controls_key, field)
+    -- Already disabled stays as it is (and keeps who did it); reduce-only is not enough.
+    if not current or cmsgpack.unpack(current).st ~= 'disabled' then
+      rcall('HSET', controls_key, field, cmsgpack.pack({st = 'disabled',
+        by = 'system:fill-throttle', why = 'repeated executions', cause = cause, t = now,
+        auto = 1}))
+      tripped = 1
+      audit(audit_key, maxlen, {op = 'state_disable', scope = o.scopes[4],
+        by = 'system:fill-throttle', why = 'repeated executions', cause = cause, auto = 1,
+        order_id = order_id, fill = fill_id, code = R.OK})
+    end
+  end
+end
+write_nodes(agg_key, o.scopes, aggs)
+write_positions(pos_key, o.scopes, o.sym, pos)
+if closes then
+  rcall('ZREM', open_key, unpack(open_members(o, order_id)))
+  rcall('HSET', order_key, 'st', 'filled')
+end
+rcall('HSET', order_key, 'cum', cum, 'res', reserved, 'fn', o.fn + amount)
+local over = cum > o.qty and 1 or 0
+audit(audit_key, maxlen, {op = 'fill', order_id = order_id, fill = fill_id, by = actor,
+  code = R.OK, qty = fq, pn = pn, ps = ps, notional = amount, leaves = leaves, over = over,
+  pnl = pnl})
+return {R.OK, leaves, cum, reserved, amount, 0, over, tripped}

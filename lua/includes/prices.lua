@@ -1,0 +1,29 @@
+--[[
+  Reference-price checks. The firm's prices hash holds "SYM" -> msgpack
+  {pn, ps, t = server ms of the set} and "h|SYM" while the symbol is halted
+  (lua/setPrices-3.lua). A halt stops every order in the symbol; with tiers
+  in the policy, an order also needs a reference price no older than the
+  policy's max age (missing or old: fail closed) and a price within its
+  tier's collar: |price - ref| * 10000 <= collar bps * ref, exactly.
+]]
+local function price_checks(prices_key, sym, tier, px, pn, ps, now)
+  local v = rcall('HMGET', prices_key, sym, 'h|' .. sym)
+  local where = 'symbol:' .. sym
+  if v[2] then return reject_array(R.SYMBOL_HALTED, where) end
+  if not tier then return nil end
+  local max_age = px and px.a or 0
+  if not v[1] then return {R.REFERENCE_PRICE_STALE, where, max_age, false, false, 0, 0, 0} end
+  local ref = cmsgpack.unpack(v[1])
+  local age = now - ref.t
+  if not px or age > max_age then
+    return {R.REFERENCE_PRICE_STALE, where, max_age, age, false, 0, 0, 0}
+  end
+  local scale = math.max(ps, ref.ps)
+  local price = pn * 10 ^ (scale - ps)
+  local r = ref.pn * 10 ^ (scale - ref.ps)
+  local diff = math.abs(price - r)
+  if diff * 10000 > tier.c * r then
+    return {R.PRICE_COLLAR, 'tier:' .. tier.t, tier.c, math.ceil(diff * 10000 / r), false, 0, 0, 0}
+  end
+  return nil
+end

@@ -1,0 +1,100 @@
+--[[
+  Replace (modify) an open order: new total qty and price. Re-checks kill
+  switches, policy nodes and entitlement, strategy and account state, the
+  symbol halt, reference price and collar on the new price, per-order caps on
+  the new qty and notional, gross, net and concentration on the change of
+  reservation, the daily loss and reduce-only (a replace that raises the qty
+  adds exposure), and the replace message windows; then moves the
+  reservation by the difference. Open-order counts do not change.
+  All-or-nothing, audited.
+  Input:
+    KEYS[1] policy hash, KEYS[2] kills hash, KEYS[3] global kill key,
+    KEYS[4] order hash, KEYS[5] aggregates hash, KEYS[6] audit stream,
+    KEYS[7] controls hash, KEYS[8] reference prices hash, KEYS[9] positions hash
+    (all of one firm)
+    ARGV[1] order id
+    ARGV[2] new total qty (whole units; must exceed the qty already filled)
+    ARGV[3] new price numerator, ARGV[4] new price scale
+    ARGV[5] actor, ARGV[6] audit stream max length
+  Output: decision array as reserve-n.lua; [6] is the new reserved notional.
+    Codes: OK, UNKNOWN_ORDER, ORDER_CLOSED, INVALID_ORDER (qty not above filled qty),
+    KILL_SWITCH, NO_POLICY, UNKNOWN_NODE, ROUTING_STALE, NOT_ENTITLED, UNKNOWN_SYMBOL,
+    STRATEGY_DISABLED, SYMBOL_HALTED, REFERENCE_PRICE_STALE, PRICE_COLLAR, REDUCE_ONLY,
+    MAX_ORDER_QTY, MAX_ORDER_NOTIONAL, GROSS_LIMIT, NET_LIMIT, CONCENTRATION_LIMIT,
+    DAILY_LOSS_LIMIT, MESSAGE_RATE
+]]
+--- @include "common"
+--- @include "money"
+--- @include "exposure"
+--- @include "windows"
+--- @include "day"
+--- @include "controls"
+--- @include "checks"
+--- @include "path"
+--- @include "prices"
+
+local policy_key, kills_key, global_key = KEYS[1], KEYS[2], KEYS[3]
+local order_key, agg_key, audit_key = KEYS[4], KEYS[5], KEYS[6]
+local controls_key, prices_key, pos_key = KEYS[7], KEYS[8], KEYS[9]
+local order_id, qty, pn, ps = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local actor, maxlen = ARGV[5], ARGV[6]
+
+local function record(d, o)
+  audit(audit_key, maxlen, {op = 'replace', order_id = order_id, by = actor, code = d[1],
+    scope = d[2], limit = d[3], used = d[4], req = d[5], notional = d[6], qty = qty,
+    pn = pn, ps = ps, old_qty = o and o.qty, old_pn = o and o.pn, old_ps = o and o.ps})
+  return d
+end
+
+local o = load_order(order_key)
+if not o then return record(reject_array(R.UNKNOWN_ORDER)) end
+if o.st ~= 'open' then return record(reject_array(R.ORDER_CLOSED), o) end
+if qty <= o.cum then
+  local d = reject_array(R.INVALID_ORDER)
+  d[4], d[5] = o.cum, qty
+  return record(d, o)
+end
+
+local s = o.scopes
+local kill = killed(kills_key, global_key, s)
+if kill then return record(reject_array(R.KILL_SWITCH, kill), o) end
+local info, rej = load_path(policy_key, s, o.sym, o.venue)
+if rej then return record(rej, o) end
+local now = now_ms()
+local ctl = read_controls(controls_key, s)
+local grows = qty > o.qty
+for _, i in ipairs({4, 3}) do
+  local st = state_of(ctl, i, info.recs[i])
+  if st == 'disabled' then return record(reject_array(R.STRATEGY_DISABLED, s[i]), o) end
+  if st == 'reduce_only' and grows then
+    local d = reject_array(R.REDUCE_ONLY, s[i])
+    d[4], d[5] = o.qty, qty
+    return record(d, o)
+  end
+end
+local bad = price_checks(prices_key, o.sym, info.tier, info.px, pn, ps, now)
+if bad then return record(bad, o) end
+
+local reserved = notional(qty - o.cum, pn, ps, o.mu)
+local delta = reserved - o.res
+local aggs = read_nodes(agg_key, s)
+local pos = read_positions(pos_key, s, o.sym)
+local path = build_path(s, info, aggs, ctl, 'replace', now)
+for i = 1, 5 do path[i].pos = pos[i] end
+local out = evaluate(path, {qty = qty, order_notional = notional(qty, pn, ps, o.mu),
+  delta = delta, side = o.side, opens = 0, now = now, day = day_of(info.day, now),
+  tier = info.tier, grows = function() return grows end}, ALL_KINDS)
+local d = decision(out, reserved)
+if out.reject then return record(d, o) end
+
+local oi = open_ix(o.side)
+for i, nd in ipairs(path) do
+  nd.agg[oi] = nd.agg[oi] + delta
+  pos[i][oi] = pos[i][oi] + delta
+  pos[i][4 + oi] = pos[i][4 + oi] + qty - o.qty
+end
+count_messages(path, now)
+write_nodes(agg_key, s, path_aggs(path))
+write_positions(pos_key, s, o.sym, pos)
+rcall('HSET', order_key, 'qty', qty, 'pn', pn, 'ps', ps, 'res', reserved)
+return record(d, o)
