@@ -31,6 +31,7 @@
 --- @include "controls"
 --- @include "checks"
 --- @include "path"
+--- @include "deviation"
 --- @include "prices"
 
 local policy_key, kills_key, global_key = KEYS[1], KEYS[2], KEYS[3]

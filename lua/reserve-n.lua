@@ -46,6 +46,7 @@
 --- @include "controls"
 --- @include "checks"
 --- @include "path"
+--- @include "deviation"
 --- @include "prices"
 
 local policy_key, kills_key, global_key, agg_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]

@@ -349,3 +349,15 @@ def test_replace_rechecks_tier_caps_and_price_age(lg):
     d = lg.replace("o1", "700", "10")
     assert (d.reason, d.scope, d.limit) == (Reason.REFERENCE_PRICE_STALE, "symbol:MSFT", 300)
     assert exposure(lg) == before
+
+
+def test_collar_is_exact_at_sixteen_decimals(lg):
+    # Exactly 80 bps from the reference passes; one unit of the 16th decimal more does not.
+    doc = controls_doc()
+    doc["tiers"]["mid"]["price_collar_bps"] = 80
+    load_controls(lg, doc, prices={**CONTROLS_PRICES, "XYZ": "0.893571354"})
+    accepted(lg, order("in", qty="1", price="0.900719924832"))
+    d = refused(
+        lg, order("out", qty="1", price="0.9007199248320001"), Reason.PRICE_COLLAR, "tier:mid"
+    )
+    assert (d.limit, d.used) == (80, 81)

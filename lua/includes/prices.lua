@@ -4,7 +4,8 @@
   (lua/setPrices-3.lua). A halt stops every order in the symbol; with tiers
   in the policy, an order also needs a reference price no older than the
   policy's max age (missing or old: fail closed) and a price within its
-  tier's collar: |price - ref| * 10000 <= collar bps * ref, exactly.
+  tier's collar: |price - ref| * 10000 <= collar bps * ref, exactly
+  (includes/deviation.lua).
 ]]
 local function price_checks(prices_key, sym, tier, px, pn, ps, now)
   local v = rcall('HMGET', prices_key, sym, 'h|' .. sym)
@@ -18,12 +19,9 @@ local function price_checks(prices_key, sym, tier, px, pn, ps, now)
   if not px or age > max_age then
     return {R.REFERENCE_PRICE_STALE, where, max_age, age, false, 0, 0, 0}
   end
-  local scale = math.max(ps, ref.ps)
-  local price = pn * 10 ^ (scale - ps)
-  local r = ref.pn * 10 ^ (scale - ref.ps)
-  local diff = math.abs(price - r)
-  if diff * 10000 > tier.c * r then
-    return {R.PRICE_COLLAR, 'tier:' .. tier.t, tier.c, math.ceil(diff * 10000 / r), false, 0, 0, 0}
+  local bps, over = deviation(ref.pn, ref.ps, pn, ps, tier.c)
+  if over then
+    return {R.PRICE_COLLAR, 'tier:' .. tier.t, tier.c, tonumber(bps), false, 0, 0, 0}
   end
   return nil
 end
