@@ -83,7 +83,7 @@ local pos = read_positions(pos_key, s, o.sym)
 local path = build_path(s, info, aggs, ctl, 'replace', now)
 for i = 1, 5 do path[i].pos = pos[i] end
 local out = evaluate(path, {qty = qty, order_notional = notional(qty, pn, ps, o.mu),
-  delta = delta, side = o.side, opens = 0, now = now, day = day_of(info.day, now),
+  delta = delta, side = o.side, opens = 0, now = now, day_meta = info.day,
   tier = info.tier, grows = function() return grows end}, ALL_KINDS)
 local d = decision(out, reserved)
 if out.reject then return record(d, o) end

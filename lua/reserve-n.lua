@@ -145,7 +145,7 @@ local function decide(leg)
   end
   local side, qty = leg.side, leg.qty
   out = evaluate(path, {qty = qty, order_notional = amount, delta = amount, side = side,
-    opens = 1, now = now, day = day_of(info.day, now), tier = info.tier,
+    opens = 1, now = now, day_meta = info.day, tier = info.tier,
     grows = function(nd) return not reduces(nd.pos, side, qty) end}, ALL_KINDS, out)
   local d = decision(out, amount)
   if out.reject then return d end

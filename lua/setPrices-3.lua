@@ -25,7 +25,7 @@ local who, maxlen = ARGV[1], ARGV[2]
 
 -- The decimal text of num / 10^scale, as ledger.money.Price prints it.
 local function decimal(pn, ps)
-  local text = digits(big(pn))
+  local text = limbs().digits(limbs().big(pn))
   if ps == 0 then return text end
   text = string.rep('0', ps + 1 - #text) .. text
   return string.sub(text, 1, -ps - 1) .. '.' .. string.sub(text, -ps)
@@ -54,7 +54,7 @@ for i = 3, #ARGV, 3 do
     elseif over then
       status = 'halted'
       local why = 'reference price jumped ' .. percent(bps) .. ' from ' .. decimal(old.pn, old.ps)
-        .. ' to ' .. decimal(pn, ps) .. ' (max ' .. percent(digits(big(max_jump))) .. ')'
+        .. ' to ' .. decimal(pn, ps) .. ' (max ' .. percent(string.format('%d', max_jump)) .. ')'
       local from, to = {pn = old.pn, ps = old.ps}, {pn = pn, ps = ps}
       rcall('HSET', prices_key, halt_field,
         cmsgpack.pack({by = who, why = why, t = now, from = from, to = to}))

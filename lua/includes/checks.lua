@@ -10,8 +10,9 @@
   path: array of {scope, rec (policy record), l (effective limits), agg
          (node array), pos (node's position in the symbol), windows}
   req:  {qty, order_notional, delta, side ('buy'|'sell'), opens (1 for a new
-         order), now, day, tier, grows(nd): whether the order adds exposure
-         at the node}; a field left nil skips the checks that need it.
+         order), now, day_meta (the policy's "meta|day"), tier, grows(nd):
+         whether the order adds exposure at the node}; a field left nil
+         skips the checks that need it.
 ]]
 local ALL_KINDS = {1, 2, 3, 4, 5, 7, 8, 6, 9}
 local MAX_EXACT = 9007199254740991
@@ -90,6 +91,8 @@ local function check_node(out, nd, req, kind)
   elseif kind == 8 then
     local lim = l.max_daily_loss
     if not lim or not req.grows then return false end
+    -- The day number is worked out only where a loss budget asks for it.
+    if not req.day then req.day = day_of(req.day_meta, req.now) end
     local loss = -day_pnl(a, req.day)
     if loss >= lim and req.grows(nd) then
       return breach(out, nd, 'max_daily_loss', R.DAILY_LOSS_LIMIT, lim, loss, req.order_notional)

@@ -19,8 +19,8 @@ local function price_checks(prices_key, sym, tier, px, pn, ps, now)
   if not px or age > max_age then
     return {R.REFERENCE_PRICE_STALE, where, max_age, age, false, 0, 0, 0}
   end
-  local bps, over = deviation(ref.pn, ref.ps, pn, ps, tier.c)
-  if over then
+  if exceeds(ref.pn, ref.ps, pn, ps, tier.c) then
+    local bps = deviation(ref.pn, ref.ps, pn, ps, tier.c)
     return {R.PRICE_COLLAR, 'tier:' .. tier.t, tier.c, tonumber(bps), false, 0, 0, 0}
   end
   return nil
