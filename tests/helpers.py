@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ledger import Ledger, Order, parse_policy
+from ledger import Ledger, Order, Reason, parse_policy
 from ledger.views import Aggregates, aggregates
 
 #: All money in major units of USD; minor_units 2.
@@ -152,3 +152,20 @@ def exposure(lg: Ledger, firm: str = "F1") -> dict[str, Any]:
         "pos": lg.redis.hgetall(k.positions(firm)),
         "open": lg.redis.zrange(k.open_index(firm), 0, -1),
     }
+
+
+def refused(lg: Ledger, o: Any, reason: Reason, scope: str | None) -> Any:
+    """Reserve ``o``, expect the reject, and prove it reserved nothing."""
+    before = exposure(lg)
+    d = lg.reserve(o)
+    assert (d.accepted, d.reason, d.scope) == (False, reason, scope)
+    assert exposure(lg) == before
+    assert lg.check().ok
+    return d
+
+
+def accepted(lg: Ledger, o: Any) -> Any:
+    d = lg.reserve(o)
+    assert (d.accepted, d.reason) == (True, Reason.OK), d
+    assert lg.check().ok
+    return d

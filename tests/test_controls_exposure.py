@@ -17,7 +17,15 @@ import pytest
 
 from ledger import Ledger, Reason
 from tests.fakeclock.plugin import Clock
-from tests.helpers import controls_doc, controls_node, exposure, load_controls, order
+from tests.helpers import (
+    accepted,
+    controls_doc,
+    controls_node,
+    exposure,
+    load_controls,
+    order,
+    refused,
+)
 
 
 def utc_ms(*fields: int) -> int:
@@ -26,23 +34,6 @@ def utc_ms(*fields: int) -> int:
 
 #: 17:00 in New York, in UTC: on daylight time (UTC-4) in May, standard (UTC-5) in November.
 NY_ROLLS = [utc_ms(2031, 5, 16, 21, 0), utc_ms(2031, 11, 17, 22, 0)]
-
-
-def refused(lg: Ledger, o: Any, reason: Reason, scope: str | None) -> Any:
-    """Reserve ``o``, expect the reject, and prove it reserved nothing."""
-    before = exposure(lg)
-    d = lg.reserve(o)
-    assert (d.accepted, d.reason, d.scope) == (False, reason, scope)
-    assert exposure(lg) == before
-    assert lg.check().ok
-    return d
-
-
-def accepted(lg: Ledger, o: Any) -> Any:
-    d = lg.reserve(o)
-    assert (d.accepted, d.reason) == (True, Reason.OK), d
-    assert lg.check().ok
-    return d
 
 
 def position(lg: Ledger, scope: str, symbol: str = "XYZ") -> list[int]:

@@ -17,27 +17,18 @@ import pytest
 from ledger import Ledger, Reason
 from ledger.errors import ReenableRefused
 from tests.fakeclock.plugin import Clock
-from tests.helpers import controls_doc, controls_node, exposure, load_controls, order
+from tests.helpers import (
+    accepted,
+    controls_doc,
+    controls_node,
+    exposure,
+    load_controls,
+    order,
+    refused,
+)
 
 #: 2031-11-17T04:26:40.123Z: far from the real date, with a millisecond part.
 T0 = 1_952_656_000_123
-
-
-def refused(lg: Ledger, o: Any, reason: Reason, scope: str | None) -> Any:
-    """Reserve ``o``, expect the reject, and prove it reserved nothing."""
-    before = exposure(lg)
-    d = lg.reserve(o)
-    assert (d.accepted, d.reason, d.scope) == (False, reason, scope)
-    assert exposure(lg) == before
-    assert lg.check().ok
-    return d
-
-
-def accepted(lg: Ledger, o: Any) -> Any:
-    d = lg.reserve(o)
-    assert (d.accepted, d.reason) == (True, Reason.OK), d
-    assert lg.check().ok
-    return d
 
 
 def duplicate_ttl(lg: Ledger, key: str) -> int:
