@@ -138,9 +138,9 @@ local function decide(leg)
   end
   for _, i in ipairs({4, 3}) do
     if state_of(ctl, i, info.recs[i]) == 'reduce_only' and not reduces(pos[i], leg.side, leg.qty) then
-      local d = reject_array(R.REDUCE_ONLY, s[i], amount)
-      d[4], d[5] = pos[i][7], leg.qty
-      return d
+      -- Through decision(): shadow breaches seen so far stay in the answer.
+      out.reject = {R.REDUCE_ONLY, s[i], false, pos[i][7], leg.qty}
+      return decision(out, amount)
     end
   end
   local side, qty = leg.side, leg.qty
@@ -299,8 +299,9 @@ if out.reject then
 end
 commit(plans)
 for i, plan in ipairs(plans) do audit_leg(plan.leg, plan.d) end
+-- A shadow basket limit is evaluated, not enforced: the audit keeps what it saw.
 audit(audit_key, maxlen, {op = 'basket', basket = basket, by = actor, code = R.OK, leg = 0,
-  legs = nlegs})
+  legs = nlegs, shadow = #out.shadow > 0 and out.shadow or nil})
 local result = {R.OK, 0}
 for i = 1, nlegs do result[2 + i] = decisions[i] end
 return result

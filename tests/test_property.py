@@ -1,37 +1,29 @@
 """Stateful property test: random order flows against a plain-Python model of the ledger.
 
-Hypothesis drives reserve, resubmit (same or changed fields), replace,
-cancel_request, fill (fill ids repeat on purpose), release, kill and unkill
-against a real server, and after every step compares each answer and every
-node's aggregates and utilization with :class:`Model`. The model re-derives
-everything from the policy document with Python ints and Decimal; it shares
-no arithmetic with the ledger:
+Hypothesis drives reserve (new orders, resubmits with the same or changed
+fields, the same fields under a new id), baskets (new legs, legs seen before,
+retries), replace, cancel_request, fill (fill ids repeat on purpose; some carry
+a realized P&L), release, kill and unkill, and runtime states (disabled,
+reduce-only, enabled again) against a real server. After every step it
+compares each answer, every node's aggregates and daily P&L, every node's
+position in every symbol, and the utilization view with
+:class:`tests.model.Model`, whose docstring lists the rules it re-derives.
 
-* notional = ceil(qty * price * 10**minor_units);
-* checks in the order of lua/includes/checks.lua: MAX_ORDER_QTY,
-  MAX_ORDER_NOTIONAL, OPEN_ORDERS_LIMIT, GROSS_LIMIT, NET_LIMIT, each over
-  firm, desk, account, strategy, trader; a shadow limit is recorded and
-  evaluation goes on;
-* gross = ob + os + fb + fs; net = max(|F + ob|, |F - os|) with F = fb - fs;
-  a net breach only rejects an order that increases the net;
-* idempotency before kill switches, kill switches before entitlement,
-  entitlement before limits; entitlement rejects are not remembered.
-
-The policy is tight so that every reject kind happens often. Its one message
-window is far too large to fill: message limits depend on wall-clock time.
+The policy is tight so that every reject kind happens often. Message windows,
+the cancel-to-new ratio and the fill throttle depend on wall-clock time: they
+are set far too large to fire.
 
 ``LEDGER_PROPERTY_EXAMPLES`` raises the number of examples for a deeper run.
 """
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
-from decimal import Decimal, Inexact, localcontext
-from typing import Any
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any, cast
 
+import msgpack
 import redis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -44,93 +36,58 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from ledger import Decision, Ledger, Order, Reason, parse_policy
-from ledger.views import aggregates
+from ledger import Ledger, Order, parse_policy
+from tests.model import (
+    ACCOUNTS,
+    ACTIVE,
+    DOC,
+    ENTITLED,
+    FIRM,
+    HUGE,
+    MINOR_UNITS,
+    NODES,
+    PRICES,
+    REFERENCE,
+    STATE_SCOPES,
+    STRATEGIES,
+    TIER_OF,
+    TRADED,
+    TRADERS,
+    BasketExpected,
+    Expected,
+    Model,
+    minor,
+)
 
-MINOR_UNITS = 2
-FIRM = "F"
-#: Far above anything a test run can send: the window code runs, never refuses.
-HUGE_WINDOW = 1_000_000_000
-
-DOC: dict[str, Any] = {
-    "version": 1,
-    "currency": "USD",
-    "minor_units": MINOR_UNITS,
-    "firms": [
-        {
-            "id": FIRM,
-            "limits": {
-                "max_gross_notional": "800",
-                "max_net_notional": "350",
-                "max_open_orders": 8,
-                "messages": {"per_10s": HUGE_WINDOW},
-            },
-            "desks": [
-                {
-                    "id": "D1",
-                    "limits": {
-                        "max_gross_notional": "600",
-                        "max_open_orders": 6,
-                        "max_order_qty": 35,
-                    },
-                    "accounts": [
-                        {"id": "A1", "limits": {"max_order_notional": "200", "max_order_qty": 30}},
-                        {
-                            "id": "A2",
-                            "limits": {"max_order_notional": "250", "max_net_notional": "150"},
-                        },
-                    ],
-                },
-                {
-                    "id": "D2",
-                    "limits": {"max_gross_notional": "300", "max_net_notional": "200"},
-                    "accounts": [
-                        {"id": "A3", "limits": {"max_order_qty": 28, "max_open_orders": 3}}
-                    ],
-                },
-            ],
-        }
-    ],
-    "strategies": [
-        {"id": "S1", "accounts": ["A1", "A2"], "limits": {"max_gross_notional": "400"}},
-        {
-            "id": "S2",
-            "accounts": ["A2", "A3"],
-            "limits": {
-                "max_net_notional": "100",
-                "max_open_orders": 4,
-                "shadow": ["max_net_notional"],
-            },
-        },
-    ],
-    "traders": [
-        {
-            "id": "T1",
-            "accounts": ["A1", "A2", "A3"],
-            "strategies": ["S1", "S2"],
-            "limits": {
-                "max_gross_notional": "500",
-                "max_order_notional": "300",
-                "shadow": ["max_order_notional"],
-            },
-        },
-        # T2 may not trade A1 nor S1; S1 may not trade A3.
-        {
-            "id": "T2",
-            "accounts": ["A2", "A3"],
-            "strategies": ["S2"],
-            "limits": {"max_open_orders": 3, "max_order_qty": 20},
-        },
-    ],
-}
 POLICY = parse_policy(DOC, source="test_property")
 
-#: Prices with 0 to 3 decimals: those with 3 make ceil() round up.
-PRICES = ("0.5", "1", "2.25", "3.333", "4.999", "7.1", "9.875", "12.005")
-ACCOUNTS, STRATEGIES, TRADERS = ("A1", "A2", "A3"), ("S1", "S2"), ("T1", "T2")
-SIDES, SYMBOLS = ("buy", "sell"), ("XYZ", "ABC")
+SIDES = ("buy", "sell")
 FILL_IDS = ("f1", "f2", "f3")
-QTY = st.integers(1, 40)
+#: Mostly modest quantities; up to 40 reaches every qty cap.
+QTY = st.one_of(st.integers(1, 15), st.integers(1, 40))
+#: Realized P&L of a fill, major units; None for a fill that carries none.
+PNL = st.sampled_from((None, "-9.5", "-20", "-35", "-0.01", "6", "12.5"))
+
+
+#: The prices of each symbol an order may have (stale or unknown symbols: none).
+INSIDE = {
+    s: [p for p in prices if s in TIER_OF and Model.price_check(s, Decimal(p)) is None]
+    for s, prices in PRICES.items()
+}
+
+
+def priced(symbols: tuple[str, ...], inside: int = 1) -> st.SearchStrategy[tuple[str, str]]:
+    """A symbol and one of its prices: inside the collar ``inside`` times as
+    often as any of its prices (on, beyond or inside)."""
+    return st.sampled_from(symbols).flatmap(
+        lambda s: st.tuples(
+            st.just(s),
+            st.one_of(
+                *[st.sampled_from(INSIDE[s] or PRICES[s])] * inside, st.sampled_from(PRICES[s])
+            ),
+        )
+    )
+
 
 PROPERTY_SETTINGS = settings(
     max_examples=int(os.environ.get("LEDGER_PROPERTY_EXAMPLES", "60")),
@@ -139,372 +96,7 @@ PROPERTY_SETTINGS = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-
-
-# -- the model's own reading of the policy document -----------------------------------
-
-
-def minor(amount: str) -> int:
-    value = Decimal(amount) * 10**MINOR_UNITS
-    assert value == value.to_integral_value(), amount
-    return int(value)
-
-
-def notional(qty: int, price: Decimal) -> int:
-    with localcontext() as ctx:
-        ctx.traps[Inexact] = True
-        return int(math.ceil(Decimal(qty) * price * 10**MINOR_UNITS))
-
-
-def net_of(ob: int, os_: int, fb: int, fs: int) -> int:
-    f = fb - fs
-    return max(abs(f + ob), abs(f - os_))
-
-
-@dataclass(frozen=True)
-class MNode:
-    limits: dict[str, int]
-    shadow: frozenset[str]
-    accounts: frozenset[str] = frozenset()
-    strategies: frozenset[str] = frozenset()
-
-
-def _mnode(spec: dict[str, Any], **kw: Any) -> MNode:
-    raw = spec.get("limits", {})
-    limits = {}
-    for name in ("max_order_qty", "max_open_orders"):
-        if name in raw:
-            limits[name] = int(raw[name])
-    for name in ("max_order_notional", "max_gross_notional", "max_net_notional"):
-        if name in raw:
-            limits[name] = minor(raw[name])
-    return MNode(limits, frozenset(raw.get("shadow", ())), **kw)
-
-
-def model_nodes(doc: dict[str, Any]) -> tuple[dict[str, MNode], dict[str, tuple[str, str]]]:
-    """Scope -> node, and account -> (desk, firm)."""
-    nodes: dict[str, MNode] = {}
-    route: dict[str, tuple[str, str]] = {}
-    for firm in doc["firms"]:
-        nodes[f"firm:{firm['id']}"] = _mnode(firm)
-        for desk in firm["desks"]:
-            nodes[f"desk:{desk['id']}"] = _mnode(desk)
-            for account in desk["accounts"]:
-                nodes[f"account:{account['id']}"] = _mnode(account)
-                route[account["id"]] = (desk["id"], firm["id"])
-    for s in doc["strategies"]:
-        nodes[f"strategy:{s['id']}"] = _mnode(s, accounts=frozenset(s["accounts"]))
-    for t in doc["traders"]:
-        nodes[f"trader:{t['id']}"] = _mnode(
-            t, accounts=frozenset(t["accounts"]), strategies=frozenset(t["strategies"])
-        )
-    return nodes, route
-
-
-NODES, ROUTE = model_nodes(DOC)
-ENTITLED = tuple(
-    (a, s, t)
-    for a in ACCOUNTS
-    for s in STRATEGIES
-    for t in TRADERS
-    if a in NODES[f"strategy:{s}"].accounts
-    and a in NODES[f"trader:{t}"].accounts
-    and s in NODES[f"trader:{t}"].strategies
-)
-CHECK_ORDER = (
-    "max_order_qty",
-    "max_order_notional",
-    "max_open_orders",
-    "max_gross_notional",
-    "max_net_notional",
-)
-UTIL_LIMITS = ("max_gross_notional", "max_net_notional", "max_open_orders")
-
-# -- the model ---------------------------------------------------------------------------
-
-
-Breach = tuple[Reason, str | None, int | None, int | None, int | None]
-
-
-@dataclass(frozen=True)
-class Expected:
-    """The parts of a Decision the model predicts."""
-
-    accepted: bool
-    reason: Reason
-    scope: str | None = None
-    limit: int | None = None
-    used: int | None = None
-    requested: int | None = None
-    notional: int = 0
-    replayed: bool = False
-    shadow: tuple[Breach, ...] = ()
-
-    @classmethod
-    def of(cls, d: Decision) -> Expected:
-        return cls(
-            d.accepted,
-            d.reason,
-            d.scope,
-            d.limit,
-            d.used,
-            d.requested,
-            d.notional,
-            d.replayed,
-            tuple((b.reason, b.scope, b.limit, b.used, b.requested) for b in d.shadow),
-        )
-
-
-def reject(reason: Reason, scope: str | None = None, **kw: Any) -> Expected:
-    return Expected(False, reason, scope, **kw)
-
-
-@dataclass
-class Agg:
-    ob: int = 0
-    os: int = 0
-    fb: int = 0
-    fs: int = 0
-    n: int = 0
-
-    @property
-    def gross(self) -> int:
-        return self.ob + self.os + self.fb + self.fs
-
-    @property
-    def net(self) -> int:
-        return net_of(self.ob, self.os, self.fb, self.fs)
-
-    def as_tuple(self) -> tuple[int, int, int, int, int]:
-        return (self.ob, self.os, self.fb, self.fs, self.n)
-
-
-@dataclass
-class MOrder:
-    path: tuple[str, ...]
-    side: str
-    qty: int
-    price: Decimal
-    res: int
-    status: str = "open"
-    cum: int = 0
-    fn: int = 0
-    fills: set[str] = field(default_factory=set)
-
-
-class Model:
-    def __init__(self) -> None:
-        self.agg: dict[str, Agg] = {scope: Agg() for scope in NODES}
-        self.orders: dict[str, MOrder] = {}
-        #: order id -> (fingerprint, first decision) for every remembered reserve.
-        self.first: dict[str, tuple[tuple[Any, ...], Expected]] = {}
-        self.kills: set[str] = set()
-        self.messages = 0
-
-    # helpers
-
-    def _bump(self, path: Iterable[str], name: str, delta: int) -> None:
-        for scope in path:
-            a = self.agg[scope]
-            setattr(a, name, getattr(a, name) + delta)
-
-    def killed(self, path: tuple[str, ...]) -> str | None:
-        if "global" in self.kills:
-            return "global"
-        return next((s for s in path if s in self.kills), None)
-
-    def _hit(self, name: str, scope: str, lim: int, req: dict[str, Any]) -> Breach | None:
-        a = self.agg[scope]
-        if name == "max_order_qty" and req["qty"] > lim:
-            return (Reason.MAX_ORDER_QTY, scope, lim, 0, req["qty"])
-        if name == "max_order_notional" and req["order_notional"] > lim:
-            return (Reason.MAX_ORDER_NOTIONAL, scope, lim, 0, req["order_notional"])
-        if name == "max_open_orders" and req["opens"] > 0 and a.n + req["opens"] > lim:
-            return (Reason.OPEN_ORDERS_LIMIT, scope, lim, a.n, req["opens"])
-        if name == "max_gross_notional" and req["delta"] > 0 and a.gross + req["delta"] > lim:
-            return (Reason.GROSS_LIMIT, scope, lim, a.gross, req["delta"])
-        if name == "max_net_notional":
-            before = a.net
-            if req["side"] == "buy":
-                after = net_of(a.ob + req["delta"], a.os, a.fb, a.fs)
-            else:
-                after = net_of(a.ob, a.os + req["delta"], a.fb, a.fs)
-            if after > lim and after > before:
-                return (Reason.NET_LIMIT, scope, lim, before, after - before)
-        return None
-
-    def evaluate(self, path: tuple[str, ...], notional_: int, **req: Any) -> Expected:
-        shadow: list[Breach] = []
-        for name in CHECK_ORDER:
-            for scope in path:
-                node = NODES[scope]
-                lim = node.limits.get(name)
-                if lim is None:
-                    continue
-                hit = self._hit(name, scope, lim, req)
-                if hit is None:
-                    continue
-                if name in node.shadow:
-                    shadow.append(hit)
-                    continue
-                return Expected(
-                    False, hit[0], hit[1], hit[2], hit[3], hit[4], notional_, shadow=tuple(shadow)
-                )
-        return Expected(True, Reason.OK, notional=notional_, shadow=tuple(shadow))
-
-    # operations
-
-    def reserve(self, oid: str, o: Order) -> Expected:
-        price = Decimal(str(o.price))
-        fp = (o.trader, o.strategy, o.account, o.symbol, o.side, int(o.qty), price)
-        if oid in self.first:
-            first_fp, first = self.first[oid]
-            if first_fp == fp:
-                return replace(first, replayed=True)
-            return reject(Reason.DUPLICATE_ORDER_ID)
-        desk, firm = ROUTE[o.account]
-        path = (
-            f"firm:{firm}",
-            f"desk:{desk}",
-            f"account:{o.account}",
-            f"strategy:{o.strategy}",
-            f"trader:{o.trader}",
-        )
-        kill = self.killed(path)
-        if kill:
-            d = reject(Reason.KILL_SWITCH, kill)
-            self.first[oid] = (fp, d)
-            return d
-        strategy, trader = NODES[path[3]], NODES[path[4]]
-        if o.account not in strategy.accounts:
-            return reject(Reason.NOT_ENTITLED, path[3])
-        if o.account not in trader.accounts or o.strategy not in trader.strategies:
-            return reject(Reason.NOT_ENTITLED, path[4])
-        qty = int(o.qty)
-        amount = notional(qty, price)
-        d = self.evaluate(
-            path, amount, qty=qty, order_notional=amount, delta=amount, side=o.side, opens=1
-        )
-        self.first[oid] = (fp, d)
-        if d.accepted:
-            self._bump(path, "ob" if o.side == "buy" else "os", amount)
-            self._bump(path, "n", 1)
-            self.orders[oid] = MOrder(path, o.side, qty, price, amount)
-            self.messages += 1
-        return d
-
-    def replace(self, oid: str, qty: int, price: Decimal) -> Expected:
-        o = self.orders.get(oid)
-        if o is None:
-            return reject(Reason.UNKNOWN_ORDER)
-        if o.status != "open":
-            return reject(Reason.ORDER_CLOSED)
-        if qty <= o.cum:
-            return reject(Reason.INVALID_ORDER, used=o.cum, requested=qty)
-        kill = self.killed(o.path)
-        if kill:
-            return reject(Reason.KILL_SWITCH, kill)
-        reserved = notional(qty - o.cum, price)
-        d = self.evaluate(
-            o.path,
-            reserved,
-            qty=qty,
-            order_notional=notional(qty, price),
-            delta=reserved - o.res,
-            side=o.side,
-            opens=0,
-        )
-        if d.accepted:
-            self._bump(o.path, "ob" if o.side == "buy" else "os", reserved - o.res)
-            o.qty, o.price, o.res = qty, price, reserved
-            self.messages += 1
-        return d
-
-    def cancel(self, oid: str) -> Expected:
-        o = self.orders.get(oid)
-        if o is None:
-            return reject(Reason.UNKNOWN_ORDER)
-        if o.status != "open":
-            return reject(Reason.ORDER_CLOSED)
-        self.messages += 1
-        return Expected(True, Reason.OK, notional=o.res)
-
-    def release(self, oid: str) -> tuple[Reason, int, bool]:
-        o = self.orders.get(oid)
-        if o is None:
-            return (Reason.UNKNOWN_ORDER, 0, False)
-        if o.status != "open":
-            return (Reason.OK, 0, True)
-        released = o.res
-        self._bump(o.path, "ob" if o.side == "buy" else "os", -released)
-        self._bump(o.path, "n", -1)
-        o.status, o.res = "released", 0
-        return (Reason.OK, released, False)
-
-    def fill(self, oid: str, fill_id: str, qty: int, price: Decimal) -> tuple[Any, ...]:
-        o = self.orders.get(oid)
-        if o is None:
-            return (Reason.UNKNOWN_ORDER, 0, 0, 0, 0, False, False)
-        if fill_id in o.fills:
-            return (Reason.OK, max(o.qty - o.cum, 0), o.cum, o.res, 0, True, False)
-        o.fills.add(fill_id)
-        amount = notional(qty, price)
-        o.cum += qty
-        leaves = max(o.qty - o.cum, 0)
-        reserved = o.res
-        closes = o.status == "open" and leaves == 0
-        if o.status == "open":
-            reserved = notional(leaves, o.price)
-        self._bump(o.path, "ob" if o.side == "buy" else "os", reserved - o.res)
-        self._bump(o.path, "fb" if o.side == "buy" else "fs", amount)
-        if closes:
-            self._bump(o.path, "n", -1)
-            o.status = "filled"
-        o.res = reserved
-        o.fn += amount
-        return (Reason.OK, leaves, o.cum, reserved, amount, False, o.cum > o.qty)
-
-    def kill(self, scope: str) -> tuple[bool, list[str]]:
-        already = scope in self.kills
-        self.kills.add(scope)
-        under = [
-            oid
-            for oid, o in self.orders.items()
-            if o.status == "open" and (scope == "global" or scope in o.path)
-        ]
-        return already, sorted(under)
-
-    def unkill(self, scope: str) -> bool:
-        already = scope not in self.kills
-        self.kills.discard(scope)
-        return already
-
-    # views
-
-    def utilization(self) -> set[tuple[str, str, int, int, bool]]:
-        rows = set()
-        for scope, node in NODES.items():
-            a = self.agg[scope]
-            used = {
-                "max_gross_notional": a.gross,
-                "max_net_notional": a.net,
-                "max_open_orders": a.n,
-            }
-            for name in UTIL_LIMITS:
-                if name in node.limits:
-                    rows.add((scope, name, used[name], node.limits[name], name in node.shadow))
-        return rows
-
-    def check_breaches(self) -> list[str]:
-        """What ``ledger check`` must name: enforced limits that fills pushed past."""
-        return sorted(
-            f"{scope}: {name} used {used} > limit {lim}"
-            for scope, name, used, lim, shadow in self.utilization()
-            if used > lim and not shadow
-        )
-
-
-# -- the state machine -------------------------------------------------------------------
+ZERO_POSITION = [0] * 7
 
 
 class LedgerMachine(RuleBasedStateMachine):
@@ -517,71 +109,92 @@ class LedgerMachine(RuleBasedStateMachine):
         self.client.flushall()
         self.lg = Ledger(self.client, actor="property")
         self.lg.load_policy(POLICY, by="test", source="test_property")
+        self.lg.prices.set(REFERENCE, by="feed")
         self.model = Model()
         self.sent: dict[str, Order] = {}
+        self.baskets: list[tuple[str, list[Order]]] = []
         self.seq = 0
 
     # choosing ids
 
     def _pick(self, data: st.DataObject) -> str:
+        """Mostly an open order; else any id sent so far, or one never sent."""
         opened = sorted(oid for oid, o in self.model.orders.items() if o.status == "open")
         anything = sorted(self.sent) + ["ghost"]
-        choices = st.sampled_from(anything)
-        if opened:
-            choices = st.one_of(st.sampled_from(opened), choices)
-        return data.draw(choices, label="order_id")
+        if opened and data.draw(st.integers(0, 3), label="open") > 0:
+            return data.draw(st.sampled_from(opened), label="order_id")
+        return data.draw(st.sampled_from(anything), label="order_id")
 
-    def _reserve(self, oid: str, order: Order) -> None:
-        self.sent[oid] = order
-        want = self.model.reserve(oid, order)
+    def _new_id(self) -> str:
+        self.seq += 1
+        return f"o{self.seq}"
+
+    def _reserve(self, order: Order) -> None:
+        self.sent[order.order_id] = order
+        want = self.model.reserve(order.order_id, order)
         got = Expected.of(self.lg.reserve(order))
         assert got == want, f"reserve {order}"
+
+    def _order(
+        self, combo: tuple[str, str, str], side: str, qty: int, sym_price: tuple[str, str]
+    ) -> Order:
+        account, strategy, trader = combo
+        symbol, price = sym_price
+        return Order(self._new_id(), trader, strategy, account, symbol, side, str(qty), price)
 
     # rules
 
     @initialize(
         orders=st.lists(
-            st.tuples(
-                st.sampled_from(ENTITLED), st.sampled_from(SIDES), QTY, st.sampled_from(PRICES)
-            ),
+            st.tuples(st.sampled_from(ACTIVE), st.sampled_from(SIDES), QTY, priced(TRADED)),
             min_size=1,
             max_size=6,
         )
     )
-    def seed(self, orders: list[tuple[tuple[str, str, str], str, int, str]]) -> None:
+    def seed(self, orders: list[tuple[tuple[str, str, str], str, int, tuple[str, str]]]) -> None:
         """Every example starts with a few orders, so later steps have something to act on."""
-        for combo, side, qty, price in orders:
-            self._new_order(combo, side, qty, price)
+        for combo, side, qty, sym_price in orders:
+            self._reserve(self._order(combo, side, qty, sym_price))
 
-    def _new_order(self, combo: tuple[str, str, str], side: str, qty: int, price: str) -> None:
-        self.seq += 1
-        account, strategy, trader = combo
-        oid = f"o{self.seq}"
-        self._reserve(oid, Order(oid, trader, strategy, account, "XYZ", side, str(qty), price))
-
+    # Any combination, and now and then a symbol in no tier or one without a price.
     @rule(
-        combo=st.tuples(
-            st.sampled_from(ACCOUNTS), st.sampled_from(STRATEGIES), st.sampled_from(TRADERS)
+        combo=st.one_of(
+            st.sampled_from(ENTITLED),
+            st.tuples(
+                st.sampled_from(ACCOUNTS), st.sampled_from(STRATEGIES), st.sampled_from(TRADERS)
+            ),
         ),
         side=st.sampled_from(SIDES),
         qty=QTY,
-        price=st.sampled_from(PRICES),
+        sym_price=priced((*TRADED, "NOPX", "ZZZ")),
     )
-    def reserve(self, combo: tuple[str, str, str], side: str, qty: int, price: str) -> None:
-        self._new_order(combo, side, qty, price)
+    def reserve(
+        self, combo: tuple[str, str, str], side: str, qty: int, sym_price: tuple[str, str]
+    ) -> None:
+        self._reserve(self._order(combo, side, qty, sym_price))
 
-    # A second reserve rule, of entitled combinations only: new orders are the
+    # A second reserve rule, of combinations that can trade: new orders are the
     # most frequent step, as on a real gateway.
     @rule(
-        combo=st.sampled_from(ENTITLED),
+        combo=st.sampled_from(ACTIVE),
         side=st.sampled_from(SIDES),
         qty=QTY,
-        price=st.sampled_from(PRICES),
+        sym_price=priced(TRADED),
     )
-    def reserve_entitled(
-        self, combo: tuple[str, str, str], side: str, qty: int, price: str
+    def reserve_active(
+        self, combo: tuple[str, str, str], side: str, qty: int, sym_price: tuple[str, str]
     ) -> None:
-        self._new_order(combo, side, qty, price)
+        self._reserve(self._order(combo, side, qty, sym_price))
+
+    # The fields of an earlier order under a new id, through any entitled path
+    # of its account: what the duplicate-order guard is for.
+    @precondition(lambda self: self.sent)
+    @rule(data=st.data())
+    def reserve_again(self, data: st.DataObject) -> None:
+        o = self.sent[data.draw(st.sampled_from(sorted(self.sent)), label="like")]
+        paths = [c for c in ENTITLED if c[0] == o.account] or [(o.account, o.strategy, o.trader)]
+        _, strategy, trader = data.draw(st.sampled_from(paths), label="path")
+        self._reserve(replace(o, order_id=self._new_id(), strategy=strategy, trader=trader))
 
     @precondition(lambda self: self.sent)
     @rule(
@@ -602,7 +215,8 @@ class LedgerMachine(RuleBasedStateMachine):
         elif change == "side":
             o = replace(o, side="sell" if o.side == "buy" else "buy")
         elif change == "symbol":
-            o = replace(o, symbol="ABC" if o.symbol == "XYZ" else "XYZ")
+            others = [s for s in TRADED if s != o.symbol]
+            o = replace(o, symbol=data.draw(st.sampled_from(others), label="symbol"))
         elif change == "price":
             o = replace(o, price=str(Decimal(str(o.price)) + Decimal("0.01")))
         elif change == "account":
@@ -618,9 +232,76 @@ class LedgerMachine(RuleBasedStateMachine):
         got = Expected.of(self.lg.reserve(o))
         assert got == want, f"resubmit ({change}) {o}"
 
-    @rule(data=st.data(), qty=QTY, price=st.sampled_from(PRICES))
-    def replace_order(self, data: st.DataObject, qty: int, price: str) -> None:
+    # Mostly new legs; now and then one leg is an id seen before (as sent, or
+    # changed), or a leg repeats another's fields.
+    @rule(
+        data=st.data(),
+        legs=st.lists(
+            st.tuples(
+                st.sampled_from(ACTIVE),
+                st.sampled_from(SIDES),
+                st.integers(5, 25),
+                priced(TRADED, 3),
+            ),
+            min_size=1,
+            max_size=3,
+        ),
+        seen=st.sampled_from(("none", "none", "none", "seen", "seen-changed", "twin")),
+    )
+    def basket(
+        self,
+        data: st.DataObject,
+        legs: list[tuple[tuple[str, str, str], str, int, tuple[str, str]]],
+        seen: str,
+    ) -> None:
+        orders = [self._order(*leg) for leg in legs]
+        if seen == "twin":
+            # The first leg's fields again under a new id: the duplicate guard
+            # must see what the earlier leg of the same basket would leave.
+            orders.append(replace(orders[0], order_id=self._new_id()))
+        elif seen != "none" and self.sent:
+            at = data.draw(st.integers(0, len(orders) - 1), label="at")
+            old = self.sent[data.draw(st.sampled_from(sorted(self.sent)), label="seen")]
+            if seen == "seen-changed":
+                old = replace(old, qty=str(int(old.qty) + 1))
+            orders[at] = old
+        self.seq += 1
+        self._basket(f"b{self.seq}", orders)
+
+    # A retry under the same basket id: as it was, with a leg less, or with one more.
+    @precondition(lambda self: self.baskets)
+    @rule(
+        data=st.data(),
+        change=st.sampled_from(("same", "same", "drop-last", "add-leg")),
+        extra=st.tuples(st.sampled_from(ACTIVE), st.sampled_from(SIDES), QTY, priced(TRADED)),
+    )
+    def basket_retry(
+        self,
+        data: st.DataObject,
+        change: str,
+        extra: tuple[tuple[str, str, str], str, int, tuple[str, str]],
+    ) -> None:
+        basket_id, orders = data.draw(st.sampled_from(self.baskets), label="basket")
+        if change == "drop-last" and len(orders) > 1:
+            orders = orders[:-1]
+        elif change == "add-leg":
+            orders = [*orders, self._order(*extra)]
+        self._basket(basket_id, orders)
+
+    def _basket(self, basket_id: str, orders: list[Order]) -> None:
+        for o in orders:
+            if o.order_id not in self.model.first:
+                self.sent[o.order_id] = o
+        self.baskets.append((basket_id, orders))
+        want = self.model.reserve_basket(basket_id, orders)
+        got = BasketExpected.of(self.lg.reserve_basket(orders, basket_id=basket_id))
+        assert got == want, f"basket {basket_id} {orders}"
+
+    @rule(data=st.data(), qty=QTY)
+    def replace_order(self, data: st.DataObject, qty: int) -> None:
         oid = self._pick(data)
+        o = self.model.orders.get(oid)
+        price = data.draw(st.sampled_from(PRICES[o.symbol if o else "XYZ"]), label="price")
         want = self.model.replace(oid, qty, Decimal(price))
         got = Expected.of(self.lg.replace(oid, str(qty), price))
         assert got == want, f"replace {oid} qty={qty} price={price}"
@@ -632,17 +313,37 @@ class LedgerMachine(RuleBasedStateMachine):
         got = Expected.of(self.lg.cancel_request(oid))
         assert got == want, f"cancel_request {oid}"
 
-    @rule(data=st.data(), fill_id=st.sampled_from(FILL_IDS), price=st.sampled_from(PRICES))
-    def fill(self, data: st.DataObject, fill_id: str, price: str) -> None:
-        oid = self._pick(data)
+    @rule(data=st.data(), fill_id=st.sampled_from(FILL_IDS), pnl=PNL)
+    def fill(self, data: st.DataObject, fill_id: str, pnl: str | None) -> None:
+        self._fill(data, self._pick(data), fill_id, pnl)
+
+    # Fills of open orders only, as a second rule: executions are frequent.
+    @precondition(lambda self: any(o.status == "open" for o in self.model.orders.values()))
+    @rule(data=st.data(), fill_id=st.sampled_from(FILL_IDS), pnl=PNL)
+    def fill_open(self, data: st.DataObject, fill_id: str, pnl: str | None) -> None:
+        opened = sorted(oid for oid, o in self.model.orders.items() if o.status == "open")
+        self._fill(data, data.draw(st.sampled_from(opened), label="order_id"), fill_id, pnl)
+
+    def _fill(self, data: st.DataObject, oid: str, fill_id: str, pnl: str | None) -> None:
         o = self.model.orders.get(oid)
         leaves = max(o.qty - o.cum, 1) if o else 10
         # Mostly within the leaves; now and then beyond (an overfill is recorded too).
         qty = data.draw(st.one_of(st.integers(1, leaves), st.integers(1, leaves + 5)), label="qty")
-        want = self.model.fill(oid, fill_id, qty, Decimal(price))
-        r = self.lg.fill(oid, fill_id, str(qty), price)
-        got = (r.reason, r.leaves, r.cum_qty, r.reserved, r.fill_notional, r.duplicate, r.overfill)
-        assert got == want, f"fill {oid} {fill_id} qty={qty} price={price}"
+        price = data.draw(st.sampled_from(PRICES[o.symbol if o else "XYZ"]), label="price")
+        pnl_minor = None if pnl is None else -minor(pnl[1:]) if pnl[0] == "-" else minor(pnl)
+        want = self.model.fill(oid, fill_id, qty, Decimal(price), pnl_minor)
+        r = self.lg.fill(oid, fill_id, str(qty), price, pnl=pnl)
+        got = (
+            r.reason,
+            r.leaves,
+            r.cum_qty,
+            r.reserved,
+            r.fill_notional,
+            r.duplicate,
+            r.overfill,
+            r.disabled_strategy,
+        )
+        assert got == want, f"fill {oid} {fill_id} qty={qty} price={price} pnl={pnl}"
 
     @rule(data=st.data())
     def release(self, data: st.DataObject) -> None:
@@ -651,8 +352,8 @@ class LedgerMachine(RuleBasedStateMachine):
         r = self.lg.release(oid, "cancelled")
         assert (r.reason, r.released, r.already_closed) == want, f"release {oid}"
 
-    # At most two switches at once: with more, nearly every order is a KILL_SWITCH.
-    @precondition(lambda self: len(self.model.kills) < 2)
+    # One switch at a time: with more, nearly every order is a KILL_SWITCH.
+    @precondition(lambda self: not self.model.kills)
     @rule(scope=st.sampled_from(("global", *NODES)))
     def kill(self, scope: str) -> None:
         already, under = self.model.kill(scope)
@@ -667,16 +368,41 @@ class LedgerMachine(RuleBasedStateMachine):
         r = self.lg.unkill(scope, by="test", reason="property")
         assert r.already == already and r.open_orders == (), f"unkill {scope}"
 
+    # One runtime state at a time: with more, nearly every order is refused.
+    @rule(data=st.data(), state=st.sampled_from(("enabled", "enabled", "disabled", "reduce_only")))
+    def set_state(self, data: st.DataObject, state: str) -> None:
+        scopes = sorted(self.model.states) or STATE_SCOPES
+        scope = data.draw(st.sampled_from(scopes), label="scope")
+        want = self.model.set_state(scope, state)
+        r = self.lg.states.set(scope, state, by="ops", reason="property")
+        assert (r.previous, r.already, r.policy_state) == want, f"set_state {scope} {state}"
+
+    def _hash(self, key: str) -> dict[str, Any]:
+        """A msgpack-valued hash of the firm, decoded."""
+        raw = cast("dict[bytes, bytes]", self.client.hgetall(key))
+        return {
+            k.decode(): msgpack.unpackb(v, raw=False, strict_map_key=False) for k, v in raw.items()
+        }
+
     # invariants
 
     @invariant()
     def aggregates_match(self) -> None:
-        got = aggregates(self.client, self.lg.keys, FIRM)
+        got = self._hash(self.lg.keys.agg(FIRM))
         assert set(got) <= set(NODES), f"aggregates of unknown scopes: {set(got) - set(NODES)}"
         for scope, want in self.model.agg.items():
-            have = got.get(scope)
-            have_t = (have.ob, have.os, have.fb, have.fs, have.n) if have else (0, 0, 0, 0, 0)
-            assert have_t == want.as_tuple(), f"{scope}: ledger {have_t} != model {want}"
+            values = got.get(scope, [0] * 5)
+            assert isinstance(values, list), f"{scope}: node state is not an array: {values}"
+            # [7] is the P&L of the day in [6]; the day does not roll within a run.
+            have = (*values[:5], values[7] if len(values) > 7 else 0)
+            assert have == want.as_tuple(), f"{scope}: ledger {have} != model {want}"
+
+    @invariant()
+    def positions_match(self) -> None:
+        got = self._hash(self.lg.keys.positions(FIRM))
+        for name in set(got) | set(self.model.pos):
+            have, want = got.get(name, ZERO_POSITION), self.model.pos.get(name, ZERO_POSITION)
+            assert have == want, f"position {name}: ledger {have} != model {want}"
 
     @invariant()
     def utilization_matches(self) -> None:
@@ -691,7 +417,7 @@ class LedgerMachine(RuleBasedStateMachine):
         assert (window.scope, window.limit_name, window.limit) == (
             f"firm:{FIRM}",
             "messages.all.per_10s",
-            HUGE_WINDOW,
+            HUGE,
         )
         # Only accepted messages are counted; the window may have let older ones go.
         assert 0 <= window.used <= self.model.messages
@@ -704,6 +430,9 @@ class LedgerMachine(RuleBasedStateMachine):
         expected = self.model.check_breaches()
         assert report.breaches == expected
         assert report.ok == (not expected)
+        prefix = self.lg.keys.duplicate(FIRM, "")
+        dups = {k.decode()[len(prefix) :] for k in self.client.scan_iter(match=prefix + "*")}
+        assert dups == self.model.dups
 
 
 def test_ledger_matches_model(redis_client: redis.Redis) -> None:
@@ -714,10 +443,23 @@ def test_ledger_matches_model(redis_client: redis.Redis) -> None:
 
 
 def test_model_reads_the_policy_as_the_ledger_does() -> None:
-    """The model's own parse of the document agrees with the ledger's on every limit."""
+    """The model's own parse of the document agrees with the ledger's."""
     for scope, node in NODES.items():
         ledger_node = POLICY.node(scope)
         assert ledger_node is not None
         assert dict(ledger_node.limits.items()) == node.limits, scope
         assert ledger_node.limits.shadow == node.shadow, scope
-    assert len(ENTITLED) == 6 and ("A3", "S1", "T1") not in ENTITLED
+        assert ledger_node.state == node.state, scope
+        assert ledger_node.symbols == node.symbols, scope
+    tiers = POLICY.controls.tiers
+    for symbol, tier in TIER_OF.items():
+        theirs = POLICY.controls.tier_of(symbol)
+        assert theirs is not None and theirs.name == tier.name, symbol
+        assert (theirs.price_collar_bps, theirs.max_order_qty, theirs.max_order_notional) == (
+            tier.collar_bps,
+            tier.max_order_qty,
+            tier.max_order_notional,
+        )
+    assert set(TIER_OF) == {s for t in tiers.values() for s in t.symbols}
+    assert POLICY.minor_units == MINOR_UNITS
+    assert len(ENTITLED) == 9 and len(ACTIVE) == 6 and ("A3", "S1", "T1") not in ENTITLED
