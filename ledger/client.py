@@ -80,6 +80,8 @@ def _leg_args(valid: ValidOrder, firm: str, desk: str) -> list[Any]:
 
 #: Legs of one basket: every leg is decided inside one script call.
 MAX_BASKET_LEGS = 500
+#: Arguments of a reserve before the first leg's: actor, audit length, reject TTL, basket id.
+_COMMON_ARGS = 4
 
 
 def _basket_result(basket_id: str, orders: list[Order], raw: list[Any]) -> BasketDecision:
@@ -333,6 +335,7 @@ class Ledger:
         except InvalidInput as exc:
             return Decision.reject(o.order_id, Reason.INVALID_ORDER, str(exc))
         keys = [*self._firm_keys(firm), *self._leg_keys(firm, valid)]
+        # _COMMON_ARGS fields, then the leg's (lua/reserve-n.lua).
         args = [who, self.audit_maxlen, self.reject_ttl_ms, "", *_leg_args(valid, firm, desk)]
         return firm, keys, args
 
@@ -447,8 +450,8 @@ class Ledger:
                 message = f"orders: leg {i} is in firm {firm}, the basket in {firm_of_basket}"
                 return BasketDecision(basket_id, False, Reason.INVALID_ORDER, i, message=message)
             firm_of_basket = firm
-            keys.extend(leg_keys[9:])
-            legs.extend(args[4:])
+            keys.extend(leg_keys[len(self._firm_keys(firm)) :])
+            legs.extend(args[_COMMON_ARGS:])
         assert firm_of_basket is not None
         keys = [*self._firm_keys(firm_of_basket), *keys]
         args = [who, self.audit_maxlen, self.reject_ttl_ms, basket_id, *legs]
