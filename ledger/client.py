@@ -23,6 +23,7 @@ import redis
 from ledger import policy_store, views
 from ledger._types import RedisClient
 from ledger.errors import InvalidInput, LedgerUnavailable, ReenableRefused, UnknownScope
+from ledger.inputs import text
 from ledger.keys import Keys, check_id
 from ledger.money import notional_minor, parse_price, parse_qty, parse_signed_money
 from ledger.order import Order, ValidOrder
@@ -307,9 +308,7 @@ class Ledger:
     def _actor(self, actor: str | None) -> str:
         if actor is None:
             return self.actor
-        if not isinstance(actor, str) or not actor.strip() or len(actor) > 200:
-            raise InvalidInput("actor", "must be a non-empty text of at most 200 characters")
-        return actor
+        return text("actor", actor, 200)
 
     def reserve_call(
         self, order: Order, *, actor: str | None = None, refresh: bool = False
@@ -522,8 +521,7 @@ class Ledger:
         """Free what the order still reserves (cancel confirmed, venue reject, expiry)."""
         who = self._actor(actor)
         check_id(order_id, "order_id")
-        if not isinstance(reason, str) or not reason.strip() or len(reason) > 200:
-            raise InvalidInput("reason", "must be a non-empty text of at most 200 characters")
+        text("reason", reason, 200)
         k = self.keys
         raw = self._on_order(
             order_id,
@@ -611,9 +609,8 @@ class Ledger:
     # -- kill switches ------------------------------------------------------------
 
     def _kill_op(self, op: str, scope: str, by: str, reason: str) -> KillResult:
-        for name, value in (("by", by), ("reason", reason)):
-            if not isinstance(value, str) or not value.strip() or len(value) > 500:
-                raise InvalidInput(name, "must be a non-empty text of at most 500 characters")
+        text("by", by)
+        text("reason", reason)
         kind, _, node_id = scope.partition(":")
         if scope != "global" and (kind not in KINDS or not node_id):
             raise InvalidInput(

@@ -26,8 +26,9 @@ import msgpack
 
 from ledger.durations import parse_duration_ms
 from ledger.errors import InvalidInput, LedgerError, UnknownScope
+from ledger.inputs import node_scope, text
 from ledger.money import parse_money, parse_qty
-from ledger.policy import KINDS
+from ledger.policy import MONEY_LIMITS
 from ledger.reasons import Reason
 
 if TYPE_CHECKING:
@@ -43,19 +44,11 @@ __all__ = [
     "UnknownOverride",
 ]
 
-#: Limits an override may change, counts first.
-OVERRIDABLE: Final = (
-    "max_order_qty",
-    "max_open_orders",
-    "max_order_notional",
-    "max_gross_notional",
-    "max_net_notional",
-    "max_symbol_notional",
-    "max_daily_loss",
-    "max_basket_notional",
-)
+#: Limits an override may change, counts first: every number a check compares
+#: with (the duplicate window is a time span, not a budget).
+OVERRIDABLE: Final = ("max_order_qty", "max_open_orders", *MONEY_LIMITS)
 #: Those of :data:`OVERRIDABLE` given in money (major units in, minor units stored).
-MONEY_OVERRIDES: Final = frozenset(OVERRIDABLE[2:])
+MONEY_OVERRIDES: Final = frozenset(MONEY_LIMITS)
 _ID: Final = re.compile(r"OV-[1-9][0-9]{0,15}")
 
 
@@ -184,19 +177,6 @@ def _status(rec: dict[str, Any], now_ms: int, in_force_id: str | None) -> Status
     return Status.ACTIVE if in_force_id == rec["id"] else Status.SUPERSEDED
 
 
-def _text(field: str, value: object, longest: int = 200) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > longest:
-        raise InvalidInput(field, f"must be a non-empty text of at most {longest} characters")
-    return value
-
-
-def _check_scope(scope: object) -> str:
-    kind, _, node_id = scope.partition(":") if isinstance(scope, str) else ("", "", "")
-    if kind not in KINDS or not node_id:
-        raise InvalidInput("scope", "must be KIND:ID with KIND one of " + ", ".join(KINDS))
-    return str(scope)
-
-
 def _duration(duration_ms: int | None, duration: str | None) -> int:
     if (duration_ms is None) == (duration is None):
         raise InvalidInput("duration", "give exactly one of duration_ms or duration")
@@ -236,12 +216,12 @@ class Overrides:
                 the node, a duration over the maximum, or the policy value itself.
             UnknownScope: the scope is not in the live policy.
         """
-        scope = _check_scope(scope)
+        scope = node_scope(scope)
         if limit not in OVERRIDABLE:
             raise InvalidInput("limit", "must be one of " + ", ".join(OVERRIDABLE))
         for_ms = _duration(duration_ms, duration)
-        ticket, by = _text("ticket", ticket), _text("by", by)
-        why = "" if reason is None else _text("reason", reason, 500)
+        ticket, by = text("ticket", ticket, 200), text("by", by, 200)
+        why = "" if reason is None else text("reason", reason)
         lg = self._lg
         firm = lg._firm_of_scope(scope)
         amount = self._amount(firm, limit, value)
@@ -259,22 +239,22 @@ class Overrides:
             OverrideRefused: not pending, ``by`` is its requester or approved it already.
             UnknownOverride: no such id.
         """
-        return self._decide(override_id, "approve", _text("by", by), "", firm)
+        return self._decide(override_id, "approve", text("by", by, 200), "", firm)
 
     def reject(
         self, override_id: str, *, by: str, reason: str, firm: str | None = None
     ) -> Override:
         """Refuse a pending increase (anyone but its requester)."""
         return self._decide(
-            override_id, "reject", _text("by", by), _text("reason", reason, 500), firm
+            override_id, "reject", text("by", by, 200), text("reason", reason), firm
         )
 
     def cancel(
         self, override_id: str, *, by: str, reason: str | None = None, firm: str | None = None
     ) -> Override:
         """Withdraw a pending request, or end a running one now (its requester only)."""
-        why = "" if reason is None else _text("reason", reason, 500)
-        return self._decide(override_id, "cancel", _text("by", by), why, firm)
+        why = "" if reason is None else text("reason", reason)
+        return self._decide(override_id, "cancel", text("by", by, 200), why, firm)
 
     def get(self, override_id: str, *, firm: str | None = None) -> Override:
         """One override, its status as of now."""

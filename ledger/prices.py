@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 import msgpack
 
 from ledger.errors import InvalidInput
+from ledger.inputs import text
 from ledger.money import Price, parse_price
 from ledger.policy_controls import SYMBOL
 from ledger.states import check_reenabler
@@ -161,12 +162,6 @@ def check_symbol(symbol: object) -> str:
     return symbol
 
 
-def _text(value: object, field: str, longest: int) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > longest:
-        raise InvalidInput(field, f"must be a non-empty text of at most {longest} characters")
-    return value
-
-
 def _s(value: Any) -> Any:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -219,7 +214,7 @@ class Prices:
                 or more than :data:`MAX_SYMBOLS`, or an empty ``by``.
             LedgerUnavailable: Redis failed; some firms may hold the new prices.
         """
-        who = _text(by, "by", 200)
+        who = text("by", by, 200)
         if not isinstance(prices, Mapping) or not prices:
             raise InvalidInput("prices", "give at least one symbol and its price")
         if len(prices) > MAX_SYMBOLS:
@@ -257,8 +252,8 @@ class Prices:
         (:attr:`Resume.already`).
         """
         sym = check_symbol(symbol)
-        who = _text(by, "by", 200)
-        why = _text(reason, "reason", 500)
+        who = text("by", by, 200)
+        why = text("reason", reason)
         # A halt is set automatically by whoever fed the jumping price: that
         # identity, or any system one, may not lift it.
         check_reenabler(who)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 import msgpack
 
 from ledger.errors import InvalidInput, ReenableRefused, UnknownScope
+from ledger.inputs import node_scope, text
 from ledger.reasons import Reason
 
 if TYPE_CHECKING:
@@ -52,19 +53,6 @@ def check_reenabler(by: str, trigger: str | None = None) -> None:
         )
     if trigger is not None and by == trigger:
         raise ReenableRefused(f"by: {by!r} set this automatically; someone else must re-enable it")
-
-
-def _text(name: str, value: object) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > 500:
-        raise InvalidInput(name, "must be a non-empty text of at most 500 characters")
-    return value
-
-
-def _check_scope(scope: object) -> str:
-    kind, _, node_id = scope.partition(":") if isinstance(scope, str) else ("", "", "")
-    if kind not in STATE_KINDS or not node_id:
-        raise InvalidInput("scope", "must be strategy:ID or account:ID")
-    return str(scope)
 
 
 def _s(value: Any) -> Any:
@@ -145,10 +133,10 @@ class States:
                 carries no state either).
             ReenableRefused: an enable the rules forbid.
         """
-        scope = _check_scope(scope)
+        scope = node_scope(scope, STATE_KINDS, "must be strategy:ID or account:ID")
         if state not in STATES:
             raise InvalidInput("state", "must be one of " + ", ".join(STATES))
-        by, reason = _text("by", by), _text("reason", reason)
+        by, reason = text("by", by), text("reason", reason)
         if state == "enabled":
             check_reenabler(by)
         elif by.startswith(SYSTEM_PREFIX):

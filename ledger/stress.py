@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Final
 import msgpack
 
 from ledger.errors import InvalidInput, UnknownScope
+from ledger.inputs import node_scope, text
 from ledger.money import format_minor, parse_money
-from ledger.policy import KINDS
 from ledger.reasons import Reason
 
 if TYPE_CHECKING:
@@ -53,19 +53,6 @@ def format_factor(millionths: int) -> str:
 
 def _s(value: Any) -> Any:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def _text(field: str, value: object) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > 500:
-        raise InvalidInput(field, "must be a non-empty text of at most 500 characters")
-    return value
-
-
-def _check_scope(scope: object) -> str:
-    kind, _, node_id = scope.partition(":") if isinstance(scope, str) else ("", "", "")
-    if kind not in KINDS or not node_id:
-        raise InvalidInput("scope", "must be KIND:ID with KIND one of " + ", ".join(KINDS))
-    return str(scope)
 
 
 @dataclass(frozen=True)
@@ -145,16 +132,16 @@ class Stress:
             InvalidInput: a malformed scope or factor, an empty ``by`` or ``reason``.
             UnknownScope: the scope is not in the live policy.
         """
-        scope = _check_scope(scope)
+        scope = node_scope(scope)
         millionths = parse_factor(factor)
-        by, reason = _text("by", by), _text("reason", reason)
+        by, reason = text("by", by), text("reason", reason)
         firm = self._lg._firm_of_scope(scope)
         return self._set("on", firm, scope, millionths, by, reason)
 
     def off(self, scope: str, *, by: str, reason: str) -> StressChange:
         """Lift the stress factor of ``scope`` (also of a node the policy has dropped)."""
-        scope = _check_scope(scope)
-        by, reason = _text("by", by), _text("reason", reason)
+        scope = node_scope(scope)
+        by, reason = text("by", by), text("reason", reason)
         return self._set("off", self._firm(scope), scope, None, by, reason)
 
     def list(self) -> builtins.list[StressFactor]:
