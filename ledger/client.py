@@ -22,6 +22,7 @@ import redis
 
 from ledger import policy_store, views
 from ledger._types import RedisClient
+from ledger.connect import bounded_retry, connect
 from ledger.errors import InvalidInput, LedgerUnavailable, ReenableRefused, UnknownScope
 from ledger.inputs import text
 from ledger.keys import Keys, check_id
@@ -112,7 +113,10 @@ class Ledger:
     """A connection to the ledger. Safe to share between threads; create one per process.
 
     Args:
-        client: a redis-py client (``decode_responses`` must be off).
+        client: a redis-py client (``decode_responses`` must be off). A
+            ``redis.Redis`` is given the ledger's retry policy
+            (:data:`ledger.connect.RETRY`: one immediate retry on a broken
+            connection, none on a timeout) in place of redis-py's backoff.
         prefix: key prefix, ``ledger`` by default.
         cluster: key layout for Redis Cluster (global kill mirrored per firm).
         actor: who this process acts as, recorded with every decision.
@@ -130,6 +134,9 @@ class Ledger:
         audit_maxlen: int = 1_000_000,
         reject_ttl_ms: int = 86_400_000,
     ) -> None:
+        # A caller's client keeps redis-py's default retries (seconds of backoff
+        # on a refused connection) unless bounded: fail closed within the timeout.
+        bounded_retry(client)
         self.redis = client
         self.keys = Keys(prefix, cluster)
         self.actor = actor
@@ -152,18 +159,12 @@ class Ledger:
     def from_url(
         cls, url: str, *, timeout_s: float = 1.0, cluster: bool = False, **kwargs: Any
     ) -> Ledger:
-        """Connect to ``redis://host:port/db``; ``timeout_s`` bounds every call."""
-        if cluster:
-            client: Any = redis.RedisCluster.from_url(
-                url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
-            )
-        else:
-            client = redis.Redis.from_url(
-                url,
-                socket_timeout=timeout_s,
-                socket_connect_timeout=timeout_s,
-                health_check_interval=0,
-            )
+        """Connect to ``redis[s]://[user:password@]host:port/db``; ``timeout_s`` bounds every call.
+
+        Credentials and TLS files may also come from ``LEDGER_REDIS_*`` (see
+        :mod:`ledger.connect`).
+        """
+        client = connect(url, timeout_s=timeout_s, cluster=cluster)
         return cls(client, cluster=cluster, **kwargs)
 
     # -- plumbing ---------------------------------------------------------------
