@@ -16,7 +16,17 @@ integer), then from ``test_config``:
 ``ACTOR``                 ``gateway@HOST``              recorded with every decision
 ``DASHBOARD_REFRESH_MS``  ``2000``                      how often the dashboard refreshes
 ``AUDIT_SCAN``            ``500``                       audit records the dashboard reads
+``TOKEN_SECRET``          (required)                    key of the token digests, shared with
+                                                        ``ledger token`` (:mod:`ledger.tokens`)
+``INSECURE_DEV_TOKENS``   ``false``                     without ``TOKEN_SECRET``, use a public
+                                                        development secret (never in production)
+``REDIS_USERNAME``,       unset                         ACL user and password, TLS files
+``REDIS_PASSWORD``,                                     (``rediss://``); see :mod:`ledger.connect`
+``REDIS_TLS_CA``, ...
 ========================  ===========================  =================================
+
+Secrets and paths (``TOKEN_SECRET``, ``REDIS_*`` credentials and TLS files)
+are taken from the environment as they are, never parsed as JSON.
 """
 
 from __future__ import annotations
@@ -27,13 +37,11 @@ import socket
 import threading
 from typing import Any
 
-import redis
 from flask import Flask, current_app
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from ledger import Ledger
-from ledger.tokens import TokenStore
+from ledger.connect import RedisSettings, connect
+from ledger.tokens import DEV_SECRET, TokenStore, resolve_secret
 
 __all__ = ["create_app", "get_ledger", "get_tokens", "DEFAULTS"]
 
@@ -44,12 +52,28 @@ DEFAULTS: dict[str, Any] = {
     "ACTOR": None,
     "DASHBOARD_REFRESH_MS": 2000,
     "AUDIT_SCAN": 500,
+    "TOKEN_SECRET": None,
+    "INSECURE_DEV_TOKENS": False,
+    "REDIS_USERNAME": None,
+    "REDIS_PASSWORD": None,
+    "REDIS_TLS_CA": None,
+    "REDIS_TLS_CERT": None,
+    "REDIS_TLS_KEY": None,
     # Orders are small; anything this large is not an order.
     "MAX_CONTENT_LENGTH": 64 * 1024,
 }
 
 
 _PREFIX = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+#: Taken verbatim from ``LEDGER_*``: JSON parsing would turn a secret like "1e5" into 100000.0.
+_RAW = (
+    "TOKEN_SECRET",
+    "REDIS_USERNAME",
+    "REDIS_PASSWORD",
+    "REDIS_TLS_CA",
+    "REDIS_TLS_CERT",
+    "REDIS_TLS_KEY",
+)
 
 
 class _Connection:
@@ -57,19 +81,25 @@ class _Connection:
 
     def __init__(self, config: dict[str, Any]) -> None:
         timeout_s = int(config["REDIS_TIMEOUT_MS"]) / 1000
-        # One immediate retry on a broken connection only (a server restart leaves
-        # stale pooled sockets); never on a timeout, which keeps the bound honest.
-        client = redis.Redis.from_url(
-            config["REDIS_URL"],
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            health_check_interval=0,
-            retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
-        )
+        client = connect(config["REDIS_URL"], timeout_s=timeout_s, settings=_redis_settings(config))
         actor = config["ACTOR"] or f"gateway@{socket.gethostname()}"
         self.pid = os.getpid()
         self.ledger = Ledger(client, prefix=config["PREFIX"], actor=actor)
-        self.tokens = TokenStore(client, config["PREFIX"])
+        self.tokens = TokenStore(client, config["PREFIX"], secret=_token_secret(config))
+
+
+def _redis_settings(config: dict[str, Any]) -> RedisSettings:
+    return RedisSettings(
+        config["REDIS_USERNAME"],
+        config["REDIS_PASSWORD"],
+        config["REDIS_TLS_CA"],
+        config["REDIS_TLS_CERT"],
+        config["REDIS_TLS_KEY"],
+    )
+
+
+def _token_secret(config: dict[str, Any]) -> str:
+    return resolve_secret(config["TOKEN_SECRET"], bool(config["INSECURE_DEV_TOKENS"]))
 
 
 _lock = threading.Lock()
@@ -115,6 +145,14 @@ def _check_config(config: dict[str, Any]) -> None:
         )
     if not isinstance(config["REDIS_URL"], str) or "://" not in config["REDIS_URL"]:
         raise ValueError(f"LEDGER_REDIS_URL must be a redis:// URL, got {config['REDIS_URL']!r}")
+    # A gateway without the token secret would honour no token, or (keyed with
+    # nothing) any digest written straight into Redis: refuse to start.
+    _token_secret(config)
+    scheme = config["REDIS_URL"].partition("://")[0].lower()
+    if scheme != "rediss" and (
+        config["REDIS_TLS_CA"] or config["REDIS_TLS_CERT"] or config["REDIS_TLS_KEY"]
+    ):
+        raise ValueError("LEDGER_REDIS_TLS_* are set but LEDGER_REDIS_URL is not rediss://")
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -122,11 +160,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.config.from_mapping(DEFAULTS)
     app.config.from_prefixed_env("LEDGER")
+    for name in _RAW:
+        if f"LEDGER_{name}" in os.environ:
+            app.config[name] = os.environ[f"LEDGER_{name}"]
     if test_config:
         app.config.from_mapping(test_config)
     if type(app.config["PREFIX"]) is int:  # LEDGER_PREFIX=2024 arrives parsed as JSON
         app.config["PREFIX"] = str(app.config["PREFIX"])
     _check_config(app.config)
+    if _token_secret(app.config) == DEV_SECRET:
+        app.logger.warning(
+            "tokens are keyed with the public development secret (LEDGER_INSECURE_DEV_TOKENS): "
+            "anyone who can write to Redis can mint a token; set LEDGER_TOKEN_SECRET"
+        )
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     from gateway import (

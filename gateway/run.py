@@ -4,12 +4,15 @@ Starts an embedded Redis when ``LEDGER_REDIS_URL`` is not set (append-only,
 ``appendfsync always``), loads the policy (``examples/policy.yaml`` by
 default), creates one demo token per role and prints them, then starts two
 gateway instances, each a gunicorn master with several workers, and runs
-until Ctrl-C, when it stops everything it started.
+until Ctrl-C, when it stops everything it started. It prints ``export``
+lines (Redis URL, token secret, one token per role) that point the
+``ledger`` command and scripts at what it started.
 
 ``--smoke`` starts everything, sends one order through each instance, prints
 the answers and stops; the exit status is 0 only if both were accepted.
 
-Environment: ``LEDGER_REDIS_URL``, ``LEDGER_PREFIX``, ``LEDGER_GATEWAY_HOST``
+Environment: ``LEDGER_REDIS_URL``, ``LEDGER_PREFIX``, ``LEDGER_TOKEN_SECRET`` (a
+random one if unset), ``LEDGER_GATEWAY_HOST``
 (``127.0.0.1``), ``LEDGER_GATEWAY_PORTS`` (``8101,8102``),
 ``LEDGER_GATEWAY_WORKERS`` (``3`` per instance), ``LEDGER_DATA_DIR`` (where the
 embedded Redis keeps its append-only file; a temporary directory if unset).
@@ -20,6 +23,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
+import shlex
 import signal
 import subprocess
 import sys
@@ -32,7 +37,7 @@ from typing import Any
 
 from ledger import Ledger
 from ledger.embedded import EmbeddedRedis
-from ledger.tokens import Role, TokenStore
+from ledger.tokens import SECRET_ENV, Role, TokenStore
 
 __all__ = ["main"]
 
@@ -40,7 +45,13 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_POLICY = ROOT / "examples" / "policy.yaml"
 CONF = Path(__file__).resolve().parent / "gunicorn.conf.py"
 #: Demo token names and desks; ``desk-head`` sees the first desk of the example policy.
-DEMO = {Role.ORDER_ENTRY: (), Role.OPS: (), Role.DESK_HEAD: ("EQ-CASH",), Role.RISK_ADMIN: ()}
+DEMO = {
+    Role.ORDER_ENTRY: (),
+    Role.OPS: (),
+    Role.DESK_HEAD: ("EQ-CASH",),
+    Role.RISK_ADMIN: (),
+    Role.MARKET_DATA: (),
+}
 SMOKE_ORDER = {
     "trader": "T-ALICE",
     "strategy": "MM-1",
@@ -153,6 +164,20 @@ def _demo_tokens(tokens: TokenStore) -> dict[Role, str]:
     return out
 
 
+def export_lines(
+    url: str | None, prefix: str, secret: str, tokens: dict[Role, str] | None = None
+) -> list[str]:
+    """``export`` lines for a shell: the Redis URL (None: the caller's own, not
+    repeated, as it may hold a password), prefix, token secret and demo tokens."""
+    lines = [f"export LEDGER_REDIS_URL={shlex.quote(url)}"] if url else []
+    lines.append(f"export LEDGER_PREFIX={shlex.quote(prefix)}")
+    lines.append(f"export {SECRET_ENV}={shlex.quote(secret)}")
+    for role, value in (tokens or {}).items():
+        name = "LEDGER_TOKEN_" + role.value.upper().replace("-", "_")
+        lines.append(f"export {name}={shlex.quote(value)}")
+    return lines
+
+
 def stop(procs: list[subprocess.Popen[bytes]]) -> None:
     """Stop gateway instances: SIGTERM (gunicorn's graceful stop), then SIGKILL."""
     for proc in procs:
@@ -192,13 +217,21 @@ def main(argv: list[str] | None = None) -> int:
         lg = Ledger.from_url(url, prefix=prefix, actor="gateway.run")
         rev = lg.load_policy(args.policy, by="gateway.run")
         print(f"policy     {args.policy} loaded as revision {rev}")
-        tokens = _demo_tokens(TokenStore(lg.redis, prefix))
-        print("tokens     (shown once; only their hash is stored)")
+        # The gateways refuse to start without a token secret; a demo makes its own.
+        secret = os.environ.get(SECRET_ENV) or secrets.token_urlsafe(32)
+        tokens = _demo_tokens(TokenStore(lg.redis, prefix, secret=secret))
+        print("tokens     (shown once; only their keyed hash is stored)")
         for role, value in tokens.items():
             print(f"  {role.value:<12} {value}")
         for port in ports:
             procs.append(
-                launch(url, bind=f"{args.host}:{port}", workers=args.workers, prefix=prefix)
+                launch(
+                    url,
+                    bind=f"{args.host}:{port}",
+                    workers=args.workers,
+                    prefix=prefix,
+                    env={SECRET_ENV: secret},
+                )
             )
         bases = [f"http://{args.host}:{port}" for port in ports]
         for base, proc in zip(bases, procs, strict=True):
@@ -207,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
         for base in bases:
             print(f"  {base}  (API {base}/v1, {base}/openapi.json, {base}/metrics)")
         print(f"dashboard  {bases[0]}/dashboard?token={tokens[Role.OPS]}")
+        print("shell      to point the ledger CLI and scripts at this stack:")
+        for line in export_lines(url if embedded is not None else None, prefix, secret, tokens):
+            print(f"  {line}")
         if args.smoke:
             return _smoke(bases, tokens[Role.ORDER_ENTRY])
         print("running    Ctrl-C stops everything")

@@ -5,6 +5,9 @@ context object when there is one (``redis_url``/``prefix`` attributes, or a
 ``ledger()`` method giving a connected :class:`ledger.Ledger`), else from
 ``--redis-url``/``--prefix`` or ``LEDGER_REDIS_URL``/``LEDGER_PREFIX``.
 
+Tokens are keyed with ``LEDGER_TOKEN_SECRET``, the gateways' secret (see
+:mod:`ledger.tokens`); without it every command exits 1 saying so.
+
 Exit codes follow the ``ledger`` command: 0 done, 1 bad input, 2 ledger
 unavailable. Errors are one line on stderr.
 """
@@ -19,6 +22,7 @@ from typing import Any
 import click
 import redis
 
+from ledger.connect import connect
 from ledger.errors import InvalidInput, LedgerUnavailable
 from ledger.tokens import Role, TokenStore
 
@@ -95,12 +99,11 @@ def token(ctx: click.Context, redis_url: str | None, prefix: str | None) -> None
 def _store(ctx: click.Context) -> TokenStore:
     settings = ctx.find_object(dict) or {}
     try:
-        client = redis.Redis.from_url(
-            settings["redis_url"], socket_timeout=2.0, socket_connect_timeout=2.0
-        )
+        client = connect(settings["redis_url"], timeout_s=2.0)
     except ValueError as exc:
         raise _Failure(f"invalid Redis URL: {exc}", EXIT_BAD_INPUT) from exc
     ctx.call_on_close(client.close)
+    # The secret comes from LEDGER_TOKEN_SECRET only: an option would leave it in shell history.
     return TokenStore(client, settings["prefix"])
 
 

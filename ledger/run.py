@@ -4,8 +4,9 @@ It connects to ``LEDGER_REDIS_URL``, or, when that is unset, starts an
 embedded append-only server in a temporary directory; loads a policy
 (``examples/policy.yaml`` by default); reserves a handful of demo orders
 through the facade; prints the decisions, the utilization table and the audit
-tail; and exits 0. With ``--keep-running`` it prints the URL and keeps the
-embedded server up until Ctrl-C (or SIGTERM), so the CLI can be tried on it.
+tail; and exits 0. With ``--keep-running`` it prints the URL (and ``export``
+lines for a shell: URL, prefix, a token secret) and keeps the embedded server
+up until Ctrl-C (or SIGTERM), so the CLI can be tried on it.
 
 Exit codes follow the ``ledger`` command: 1 for an invalid policy file, 2 when
 no server can be started or reached.
@@ -14,6 +15,8 @@ no server can be started or reached.
 from __future__ import annotations
 
 import os
+import secrets
+import shlex
 import signal
 import time
 from collections.abc import Iterator
@@ -30,6 +33,7 @@ from ledger.errors import LedgerError, LedgerUnavailable, PolicyError
 from ledger.money import format_minor
 from ledger.order import Order
 from ledger.policy import Policy, load_policy_file
+from ledger.tokens import SECRET_ENV
 from ledger.views import audit_json
 
 __all__ = ["main", "DEMO_ORDERS", "default_policy_path"]
@@ -79,6 +83,17 @@ def _server(url: str | None) -> Iterator[str]:
         yield server.url
     finally:
         server.cleanup()
+
+
+def _exports(url: str, prefix: str) -> list[str]:
+    """``export`` lines for the CLI; a token secret is made up when none is set, so that
+    ``ledger token create`` works against the demo (a gateway needs the same one)."""
+    secret = os.environ.get(SECRET_ENV) or secrets.token_urlsafe(32)
+    return [
+        f"export LEDGER_REDIS_URL={shlex.quote(fmt.safe_url(url))}",
+        f"export LEDGER_PREFIX={shlex.quote(prefix)}",
+        f"export {SECRET_ENV}={shlex.quote(secret)}",
+    ]
 
 
 def _connect(url: str, prefix: str) -> Ledger:
@@ -151,6 +166,9 @@ def main(policy_path: str | None, keep_running: bool, tail: int) -> None:
                 demo_done = True
                 if keep_running:
                     click.echo(f"\nrunning at {url}; try: ledger --redis-url {url} status")
+                    click.echo("to point the ledger command at it, run in your shell:")
+                    for line in _exports(url, prefix):
+                        click.echo(f"  {line}")
                     click.echo("press Ctrl-C to stop")
                     while True:
                         time.sleep(3600)

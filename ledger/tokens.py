@@ -1,8 +1,12 @@
 """API tokens for the gateway: created once, stored only as a hash, shared through Redis.
 
 A token is a random string shown once when it is made. Redis keeps only its
-sha256, so every gateway instance knows every token with no file to copy, and
-``revoke`` takes effect on the next request any instance serves.
+HMAC-SHA256 under a server-side secret (``LEDGER_TOKEN_SECRET``, shared by the
+gateways and the ``ledger token`` commands, never stored in Redis), so every
+gateway instance knows every token with no file to copy, ``revoke`` takes
+effect on the next request any instance serves, and a record written straight
+into Redis by someone without the secret matches no token. In the table below
+``SHA256`` is that keyed digest (hex).
 
 One key (``P`` is the key prefix, ``ledger`` by default; not firm-tagged and
 never touched by an order decision, so one slot holds every token):
@@ -18,11 +22,13 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import hmac
 import json
+import os
 import re
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final, cast
@@ -33,13 +39,30 @@ from ledger._types import RedisClient
 from ledger.errors import InvalidInput, LedgerUnavailable
 from ledger.policy import _ID
 
-__all__ = ["Role", "Principal", "TokenStore", "hash_token", "TOKEN_PREFIX"]
+__all__ = [
+    "Role",
+    "Principal",
+    "TokenStore",
+    "hash_token",
+    "token_secret",
+    "resolve_secret",
+    "TOKEN_PREFIX",
+    "SECRET_ENV",
+    "INSECURE_DEV_ENV",
+]
 
 #: Every token starts with this, so a leaked one is easy to recognise in logs or code.
 TOKEN_PREFIX: Final = "llt_"
 #: Longest bearer value looked up; anything longer is refused before hashing.
 MAX_TOKEN_LENGTH: Final = 200
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+#: The server-side secret every token digest is keyed with.
+SECRET_ENV: Final = "LEDGER_TOKEN_SECRET"
+#: ``1`` accepts :data:`DEV_SECRET` when no secret is set: development only.
+INSECURE_DEV_ENV: Final = "LEDGER_INSECURE_DEV_TOKENS"
+#: Public, so tokens keyed with it are as forgeable as plain hashes.
+DEV_SECRET: Final = "limit-ledger-insecure-development-token-secret"
+MIN_SECRET_LENGTH: Final = 16
 
 
 class Role(StrEnum):
@@ -76,8 +99,39 @@ class Principal:
         }
 
 
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def hash_token(token: str, secret: str) -> str:
+    """HMAC-SHA256 of ``token`` under ``secret`` (hex): what Redis keeps instead of the token."""
+    return hmac.new(secret.encode(), token.encode(), hashlib.sha256).hexdigest()
+
+
+def resolve_secret(secret: str | None, insecure_dev: bool = False) -> str:
+    """The token secret to use; raises InvalidInput naming the variable when there is none.
+
+    Args:
+        secret: the configured secret (``LEDGER_TOKEN_SECRET``), if any.
+        insecure_dev: accept the public :data:`DEV_SECRET` when ``secret`` is unset.
+    """
+    if secret:
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise InvalidInput(SECRET_ENV, f"must be at least {MIN_SECRET_LENGTH} characters")
+        return secret
+    if insecure_dev:
+        return DEV_SECRET
+    raise InvalidInput(
+        SECRET_ENV,
+        "not set. Token digests are keyed with a secret shared by the gateways and the "
+        "`ledger token` commands and kept out of Redis; set one of at least "
+        f"{MIN_SECRET_LENGTH} characters (e.g. the output of: python -c 'import secrets; "
+        f"print(secrets.token_urlsafe(32))'), or {INSECURE_DEV_ENV}=1 for a public "
+        "development secret",
+    )
+
+
+def token_secret(env: Mapping[str, str] | None = None) -> str:
+    """The secret from ``LEDGER_TOKEN_SECRET`` (or ``LEDGER_INSECURE_DEV_TOKENS=1``)."""
+    env = os.environ if env is None else env
+    dev = env.get(INSECURE_DEV_ENV, "").strip().lower() in ("1", "true", "yes")
+    return resolve_secret(env.get(SECRET_ENV), dev)
 
 
 def _role(value: object) -> Role:
@@ -92,11 +146,18 @@ class TokenStore:
     Args:
         client: a redis-py client (``decode_responses`` off or on).
         prefix: the ledger key prefix, ``ledger`` by default.
+        secret: the token secret; :func:`token_secret` (the environment) if None.
+
+    Raises:
+        InvalidInput: no secret is given or set, or it is too short.
     """
 
-    def __init__(self, client: RedisClient, prefix: str = "ledger") -> None:
+    def __init__(
+        self, client: RedisClient, prefix: str = "ledger", secret: str | None = None
+    ) -> None:
         self.redis = client
         self.prefix = prefix
+        self._secret = token_secret() if secret is None else resolve_secret(secret)
 
     @property
     def key(self) -> str:
@@ -122,7 +183,7 @@ class TokenStore:
         if the_role is not Role.DESK_HEAD and desk_set:
             raise InvalidInput("desk", "only desk-head tokens are scoped to desks")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        digest = hash_token(token)
+        digest = hash_token(token, self._secret)
         record = json.dumps(
             {
                 "name": name,
@@ -175,7 +236,10 @@ class TokenStore:
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
             return None
         try:
-            raw = cast("bytes | str | None", self.redis.hget(self.key, f"t|{hash_token(token)}"))
+            raw = cast(
+                "bytes | str | None",
+                self.redis.hget(self.key, f"t|{hash_token(token, self._secret)}"),
+            )
         except redis.RedisError as exc:
             raise LedgerUnavailable(f"{type(exc).__name__}: {exc}") from exc
         return None if raw is None else _principal(raw)

@@ -22,6 +22,10 @@ from ledger.embedded import valkey_binary
 
 pytest_plugins = ["tests.fakeclock.plugin"]
 
+# Tokens are keyed with a server-side secret; the gateways the tests start (in
+# process or under gunicorn) and the test's own TokenStores share this one.
+os.environ.setdefault("LEDGER_TOKEN_SECRET", "test-token-secret-0123456789")
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_POLICY = ROOT / "examples" / "policy.yaml"
 

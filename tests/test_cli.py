@@ -544,6 +544,21 @@ def test_main_job_keep_running_until_ctrl_c(server: Any, tmp_path: Path) -> None
                 break
         assert seen and seen[-1].startswith("running at "), "".join(seen)
         url = seen[-1].split()[2].rstrip(";")
+        exports = {}
+        for line in proc.stdout:
+            if line.startswith("press Ctrl-C"):
+                break
+            if line.strip().startswith("export "):
+                name, _, value = line.strip()[len("export "):].partition("=")
+                exports[name] = value
+        # What it says to paste points the CLI, token commands included, at the demo.
+        assert exports["LEDGER_REDIS_URL"] == url
+        from click.testing import CliRunner
+
+        from ledger.cli import cli
+        made = CliRunner().invoke(cli, ["token", "create", "--role", "ops", "--name", "o"],
+                                  env=exports)
+        assert made.exit_code == 0, made.output
         lg = Ledger.from_url(url, timeout_s=5.0)
         assert lg.policy() is not None and lg.check().orders == 4
         lg.redis.close()

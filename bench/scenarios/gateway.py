@@ -18,6 +18,7 @@ says why.
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 from collections import defaultdict
 from pathlib import Path
@@ -34,6 +35,8 @@ TITLE = "The gateway"
 
 FULL = FirmShape("FULL", controls="full", traders=64, accounts=8)
 PREFIX = "gw"
+#: The gateways this run starts and the token it makes share it; nothing outlives the run.
+TOKEN_SECRET = secrets.token_urlsafe(32)
 WORKERS_PER_INSTANCE = 3
 LOAD_PROCS = 8
 
@@ -62,7 +65,11 @@ def _start(ctx: Context) -> tuple[list[str], list[subprocess.Popen[bytes]]]:
                     workers=WORKERS_PER_INSTANCE,
                     prefix=PREFIX,
                     name=f"bench-gateway-{port}",
-                    env={"LEDGER_ACTOR": "bench-gateway", "LEDGER_GATEWAY_LOG_LEVEL": "warning"},
+                    env={
+                        "LEDGER_ACTOR": "bench-gateway",
+                        "LEDGER_GATEWAY_LOG_LEVEL": "warning",
+                        "LEDGER_TOKEN_SECRET": TOKEN_SECRET,
+                    },
                     output=subprocess.DEVNULL,
                 )
             )
@@ -78,7 +85,7 @@ def _start(ctx: Context) -> tuple[list[str], list[subprocess.Popen[bytes]]]:
 def _token(ctx: Context) -> str:
     from ledger.tokens import Role, TokenStore  # noqa: PLC0415
 
-    store = TokenStore(ctx.client, PREFIX)
+    store = TokenStore(ctx.client, PREFIX, secret=TOKEN_SECRET)
     store.revoke("bench")
     return store.create(Role.ORDER_ENTRY, "bench")
 

@@ -65,7 +65,8 @@ def test_main_job_smoke_starts_everything_sends_an_order_through_each_instance_a
     ports = f"{free_port()},{free_port()}"
     run = subprocess.run(
         [sys.executable, "-m", "gateway.run", "--smoke", "--ports", ports, "--workers", "1"],
-        env=_env(),
+        # No token secret: the main job makes one up and starts its gateways with it.
+        env={k: v for k, v in _env().items() if k != "LEDGER_TOKEN_SECRET"},
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -74,8 +75,19 @@ def test_main_job_smoke_starts_everything_sends_an_order_through_each_instance_a
     assert run.returncode == 0, run.stdout + run.stderr
     out = run.stdout
     assert "redis      embedded" in out
-    for role in ("order-entry", "ops", "desk-head", "risk-admin"):
+    for role in ("order-entry", "ops", "desk-head", "risk-admin", "market-data"):
         assert f"  {role} " in out
+    # Lines a shell can paste to point the CLI at the embedded Redis, with the
+    # token secret the gateways were started with and one token per role.
+    exports = dict(
+        line.strip()[len("export ") :].split("=", 1)
+        for line in out.splitlines()
+        if line.strip().startswith("export ")
+    )
+    assert exports["LEDGER_REDIS_URL"].startswith("redis://127.0.0.1:")
+    assert len(exports["LEDGER_TOKEN_SECRET"]) >= 32
+    for role in ("ORDER_ENTRY", "OPS", "DESK_HEAD", "RISK_ADMIN", "MARKET_DATA"):
+        assert exports[f"LEDGER_TOKEN_{role}"].startswith("llt_")
     answers = [line for line in out.splitlines() if "/v1/orders -> " in line]
     assert len(answers) == 2 and all("-> 201" in a and '"accepted"' in a for a in answers)
     assert "OK: both instances accepted an order" in out and out.rstrip().endswith("stopped")

@@ -26,7 +26,10 @@ def test_config_comes_from_ledger_env_vars_and_test_config_wins(monkeypatch):
 def test_defaults(monkeypatch):
     for name in [n for n in os.environ if n.startswith("LEDGER_")]:
         monkeypatch.delenv(name)
-    app = create_app()
+    # The token secret has no default: a gateway refuses to start without one.
+    with pytest.raises(ValueError, match="LEDGER_TOKEN_SECRET"):
+        create_app()
+    app = create_app({"TOKEN_SECRET": "s" * 16})
     assert app.config["REDIS_TIMEOUT_MS"] == 50 and app.config["PREFIX"] == "ledger"
 
 

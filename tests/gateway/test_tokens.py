@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 
 import click
 import pytest
@@ -11,7 +13,7 @@ from click.testing import CliRunner
 from ledger.cli_token import token as token_group
 from ledger.embedded import free_port
 from ledger.errors import InvalidInput, LedgerUnavailable
-from ledger.tokens import Principal, Role, TokenStore, hash_token
+from ledger.tokens import DEV_SECRET, Principal, Role, TokenStore, hash_token
 
 
 @pytest.fixture
@@ -37,7 +39,7 @@ def test_create_then_lookup_and_only_the_hash_is_stored(store, redis_client):
     )
     stored = _everything(redis_client)
     assert value.encode() not in stored
-    assert hash_token(value).encode() in stored
+    assert hash_token(value, os.environ["LEDGER_TOKEN_SECRET"]).encode() in stored
 
 
 def test_unknown_and_malformed_tokens_are_none(store):
@@ -164,3 +166,48 @@ def test_cli_takes_url_and_prefix_from_the_parent_context(redis_url, redis_clien
     assert result.exit_code == 0, result.output
     assert TokenStore(redis_client, "other").lookup(result.stdout.strip()).name == "o"
     assert TokenStore(redis_client).list() == []
+
+
+# -- integrity: a digest written straight into Redis is no token ----------------------
+
+
+def _forge(redis_client, key: str, digest: str, name: str = "mallory") -> None:
+    record = {"name": name, "role": "risk-admin", "desks": [], "created_at_ms": 0}
+    redis_client.hset(key, mapping={f"t|{digest}": json.dumps(record), f"n|{name}": digest})
+
+
+def test_a_token_hash_written_straight_into_redis_is_refused(store, redis_client):
+    forged = "llt_" + "A" * 43
+    # What the digest used to be (a plain sha256), and a keyed one under a guessed secret.
+    _forge(redis_client, store.key, hashlib.sha256(forged.encode()).hexdigest())
+    assert store.lookup(forged) is None
+    _forge(redis_client, store.key, hash_token(forged, "guessed-secret-0000"), "eve")
+    assert store.lookup(forged) is None
+    # The same digest under the real secret is what a created token has.
+    assert store.lookup(store.create("ops", "ops-1")).name == "ops-1"
+
+
+def test_another_secret_honours_none_of_the_tokens(store, redis_client):
+    value = store.create("ops", "ops-1")
+    other = TokenStore(redis_client, secret="another-secret-of-32-characters!")
+    assert other.lookup(value) is None
+    assert TokenStore(redis_client).lookup(value).name == "ops-1"
+
+
+def test_no_or_a_short_secret_is_refused_by_name(redis_client, monkeypatch):
+    monkeypatch.delenv("LEDGER_TOKEN_SECRET")
+    monkeypatch.delenv("LEDGER_INSECURE_DEV_TOKENS", raising=False)
+    with pytest.raises(InvalidInput, match="LEDGER_TOKEN_SECRET: not set"):
+        TokenStore(redis_client)
+    with pytest.raises(InvalidInput, match="at least 16 characters"):
+        TokenStore(redis_client, secret="short")
+    monkeypatch.setenv("LEDGER_INSECURE_DEV_TOKENS", "1")
+    assert TokenStore(redis_client)._secret == DEV_SECRET
+    assert redis_client.exists("ledger:tokens") == 0
+
+
+def test_cli_without_the_secret_exits_1_naming_it(run, redis_client):
+    result = run("create", "--role", "ops", "--name", "o", env={"LEDGER_TOKEN_SECRET": None})
+    assert result.exit_code == 1
+    assert "LEDGER_TOKEN_SECRET: not set" in result.stderr
+    assert redis_client.exists("ledger:tokens") == 0
