@@ -136,6 +136,13 @@ def test_docker_compose_config_parses():
         pytest.skip("the docker compose plugin is not installed")
     done = subprocess.run(
         [*cli, "-f", str(ROOT / "docker-compose.yml"), "config", "--format", "json"],
+        # The secrets of deploy/env.example, which compose refuses to start without.
+        env={
+            **os.environ,
+            "LEDGER_REDIS_ADMIN_PASSWORD": "a" * 32,
+            "LEDGER_REDIS_GATEWAY_PASSWORD": "g" * 32,
+            "LEDGER_TOKEN_SECRET": "t" * 32,
+        },
         capture_output=True,
         text=True,
         timeout=60,
