@@ -473,9 +473,13 @@ def check(settings: Settings, as_json: bool) -> None:
     """Verify aggregates and limits; exit 1 naming each breach.
 
     Every node's aggregates must equal the sums over its orders, and no
-    enforced limit may be exceeded.
+    enforced limit may be exceeded. With no policy loaded there is nothing
+    to check against: that exits 1 too, saying so.
     """
-    report = settings.ledger().check()
+    lg = settings.ledger()
+    if lg.policy(refresh=True) is None:
+        raise BadInput(f"nothing checked: {NO_POLICY}")
+    report = lg.check()
     _emit(as_json, fmt.check_dict(report), fmt.check_lines(report))
     if not report.ok:
         click.get_current_context().exit(EXIT_BAD_INPUT)

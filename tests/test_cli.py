@@ -374,6 +374,16 @@ def test_check_ok(run: Run, ledger: Ledger) -> None:
     assert _json(run("check", "--json")) == {"ok": True, "nodes": 5, "orders": 1, "breaches": []}
 
 
+def test_check_without_a_policy_exits_1_saying_so(run: Run, redis_client: redis.Redis) -> None:
+    # redis_client: the server is flushed, so no policy is loaded.
+    for args in (("check",), ("check", "--json")):
+        result = run(*args)
+        assert result.exit_code == 1
+        assert result.stdout == ""
+        assert result.stderr == ("Error: nothing checked: no policy is loaded; "
+                                 "load one with: ledger policy load FILE --by NAME\n")
+
+
 def test_check_names_every_breach(run: Run, ledger: Ledger, redis_client: redis.Redis) -> None:
     assert ledger.reserve(O1).accepted
     assert ledger.reserve(replace(O1, order_id="o2", qty="1")).accepted
