@@ -14,9 +14,9 @@
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
+import redis
 from flask import Blueprint, Response, current_app, g, request
 
 from gateway import get_ledger, metrics
@@ -26,6 +26,7 @@ from gateway.events import publish
 from gateway.wire import read_body, respond, take
 from ledger.cancels import cancel_instructions
 from ledger.client import Ledger
+from ledger.errors import LedgerUnavailable
 from ledger.policy import KINDS
 from ledger.tokens import Principal, Role
 
@@ -72,7 +73,7 @@ def _switch(op: str) -> Response:
         "scope": scope,
         "by": principal.name,
         "reason": fields["reason"],
-        "at_ms": int(time.time() * 1000),
+        "at_ms": _stored_at_ms(lg, op, scope),
         "already": result.already,
         "open_orders": list(result.open_orders),
         "instance": f"{lg.actor}:{os.getpid()}",
@@ -83,6 +84,24 @@ def _switch(op: str) -> Response:
     delivered = publish(lg.redis, current_app.config["PREFIX"], event)
     body = {k: v for k, v in event.items() if k not in ("type", "instance")}
     return respond({"op": op, **body, "published": delivered is not None})
+
+
+def _stored_at_ms(lg: Ledger, op: str, scope: str) -> int:
+    """When the ledger recorded the switch, by server time, as ``GET /v1/kill`` shows it.
+
+    A kill answers its stored time (the first kill's, if the scope was already
+    killed); an unkill, which stores no record, the server's time just after it.
+    Never the gateway's clock, which may be skewed against the server's.
+    """
+    if op == "kill":
+        for k in lg.kills():
+            if k.scope == scope and k.at_ms is not None:
+                return k.at_ms
+    try:
+        seconds, micros = lg.redis.time()
+    except redis.RedisError as exc:
+        raise LedgerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+    return int(seconds) * 1000 + int(micros) // 1000
 
 
 @bp.post("/kill")
