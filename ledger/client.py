@@ -42,7 +42,7 @@ from ledger.results import (
     UtilizationRow,
 )
 from ledger.scripts import ScriptSet
-from ledger.states import SYSTEM_PREFIX, States, check_reenabler
+from ledger.states import SYSTEM_PREFIX, States, audit_refused, check_reenabler
 from ledger.stress import Stress
 
 __all__ = ["Ledger"]
@@ -628,8 +628,14 @@ class Ledger:
                 if not firms:
                     raise
         if op == "unkill":
-            check_reenabler(by)
-            self._check_kill_trigger(scope, by, firms)
+            try:
+                check_reenabler(by)
+                self._check_kill_trigger(scope, by, firms)
+            except ReenableRefused:
+                # Refused before any script ran: recorded here, where the script would have.
+                where = [*firms, None] if scope == "global" else firms
+                audit_refused(self, where, {"op": op, "scope": scope, "by": by, "why": reason})
+                raise
         already, open_orders = True, list[str]()
         if scope == "global":
             # The plain key first: from here on, every single-instance gateway

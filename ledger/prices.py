@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgpack
 
-from ledger.errors import InvalidInput
+from ledger.errors import InvalidInput, ReenableRefused
 from ledger.inputs import text
 from ledger.money import Price, parse_price
 from ledger.policy_controls import SYMBOL
-from ledger.states import check_reenabler
+from ledger.states import audit_refused, check_reenabler
 
 if TYPE_CHECKING:
     from ledger.client import Ledger
@@ -256,12 +256,17 @@ class Prices:
         why = text("reason", reason)
         # A halt is set automatically by whoever fed the jumping price: that
         # identity, or any system one, may not lift it.
-        check_reenabler(who)
-        for row in self.get([sym]):
-            if row.halt is not None:
-                check_reenabler(who, row.halt.by)
-        k, args = self._lg.keys, [sym, who, why, self._lg.audit_maxlen]
         firms = self._lg._known_firms()
+        try:
+            check_reenabler(who)
+            for row in self.get([sym]):
+                if row.halt is not None:
+                    check_reenabler(who, row.halt.by)
+        except ReenableRefused:
+            record = {"op": "resume", "symbol": sym, "by": who, "why": why}
+            audit_refused(self._lg, firms or [None], record)
+            raise
+        k, args = self._lg.keys, [sym, who, why, self._lg.audit_maxlen]
         raws = self._per_firm(
             firms,
             lambda firm, client: self._lg.scripts.resume_symbol(

@@ -14,6 +14,7 @@ state automatically cannot be the one to lift it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -33,6 +34,7 @@ __all__ = [
     "StateChange",
     "States",
     "check_reenabler",
+    "audit_refused",
 ]
 
 #: Identities of automatic triggers (the fill throttle, watchdogs).
@@ -53,6 +55,17 @@ def check_reenabler(by: str, trigger: str | None = None) -> None:
         )
     if trigger is not None and by == trigger:
         raise ReenableRefused(f"by: {by!r} set this automatically; someone else must re-enable it")
+
+
+def audit_refused(lg: Ledger, firms: Iterable[str | None], record: dict[str, Any]) -> None:
+    """Record a refused re-enable (``code`` REENABLE_REFUSED) in each firm's audit stream
+    (None: the global one), when it is refused before any script could record it."""
+    blob = msgpack.packb({**record, "code": Reason.REENABLE_REFUSED.value})
+    with lg._redis_errors():
+        pipe = lg.redis.pipeline(transaction=False)
+        for firm in dict.fromkeys(firms):
+            pipe.xadd(lg.keys.audit(firm), {"m": blob}, maxlen=lg.audit_maxlen, approximate=True)
+        pipe.execute()
 
 
 def _s(value: Any) -> Any:
@@ -137,9 +150,7 @@ class States:
         if state not in STATES:
             raise InvalidInput("state", "must be one of " + ", ".join(STATES))
         by, reason = text("by", by), text("reason", reason)
-        if state == "enabled":
-            check_reenabler(by)
-        elif by.startswith(SYSTEM_PREFIX):
+        if state != "enabled" and by.startswith(SYSTEM_PREFIX):
             raise InvalidInput(
                 "by", f"{SYSTEM_PREFIX} identities are reserved for automatic triggers"
             )
@@ -155,6 +166,8 @@ class States:
         if code == Reason.UNKNOWN_NODE.value:
             raise UnknownScope(f"{scope}: no such strategy or account in firm {firm}'s policy")
         if code == Reason.REENABLE_REFUSED.value:
+            # The script refused and audited it (a system: identity, or the trigger itself).
+            check_reenabler(by)
             raise ReenableRefused(
                 f"{scope} was set automatically by {by!r}; someone else must re-enable it"
             )

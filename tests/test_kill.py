@@ -147,8 +147,9 @@ def test_an_automatic_kill_cannot_be_lifted_by_its_trigger(lg):
         lg.unkill("desk:D1", by="risk-bot", reason="recovered")
     assert _kill_script(lg, "unkill", "desk:D1", "risk-bot", "r") == ["REENABLE_REFUSED", 1]
     assert [k.scope for k in lg.kills()] == ["desk:D1"]
+    # Both refusals are on record: the facade's and the script's.
     refused = [r for r in lg.audit_tail(20) if r.get("code") == "REENABLE_REFUSED"]
-    assert [(r["op"], r["by"]) for r in refused] == [("unkill", "risk-bot")]
+    assert [(r["op"], r["by"]) for r in refused] == [("unkill", "risk-bot")] * 2
     assert not lg.unkill("desk:D1", by="ops-carol", reason="reviewed").already
 
 

@@ -349,4 +349,9 @@ def test_the_feed_that_halted_a_symbol_cannot_resume_it(px: Ledger, by: str) -> 
     before = state(px)
     with pytest.raises(ReenableRefused):
         px.prices.resume("AAPL", by=by, reason="looks fine to me")
-    assert state(px) == before
+    # Nothing changed but the audit trail, which records the refusal.
+    after = state(px)
+    assert {k: v for k, v in after.items() if not k.endswith(b":audit")} == {
+        k: v for k, v in before.items() if not k.endswith(b":audit")
+    }
+    assert {(r["by"], r["code"]) for r in audits(px, "resume")} == {(by, "REENABLE_REFUSED")}

@@ -365,7 +365,11 @@ def test_the_fill_throttle_disables_until_a_person_re_enables(redis_client):
         lg.states.enable("strategy:S1", by="system:fill-throttle", reason="auto")
     lifted = lg.states.enable("strategy:S1", by="ops-carol", reason="algo checked")
     assert lifted.previous == "disabled"
-    (record,) = [r for r in state_audit(lg) if r["op"] == "state_enable"]
+    enables = [r for r in state_audit(lg) if r["op"] == "state_enable"]
+    # The refused attempt is on record too.
+    (refused,) = [r for r in enables if r["code"] == "REENABLE_REFUSED"]
+    assert refused["by"] == "system:fill-throttle"
+    (record,) = [r for r in enables if r["code"] == "OK"]
     assert (record["auto"], record["cause"], record["prev_by"]) == (
         1,
         state.cause,
