@@ -99,7 +99,11 @@ def _redis_settings(config: dict[str, Any]) -> RedisSettings:
 
 
 def _token_secret(config: dict[str, Any]) -> str:
-    return resolve_secret(config["TOKEN_SECRET"], bool(config["INSECURE_DEV_TOKENS"]))
+    dev = config["INSECURE_DEV_TOKENS"]
+    # As ledger.tokens.token_secret reads it, so the gateway and the CLI agree.
+    if isinstance(dev, str):
+        dev = dev.strip().lower() in ("1", "true", "yes")
+    return resolve_secret(config["TOKEN_SECRET"], dev is True or dev == 1)
 
 
 _lock = threading.Lock()

@@ -43,6 +43,9 @@ def test_a_gateway_refuses_to_start_without_a_token_secret(redis_url, monkeypatc
         create_app({"REDIS_URL": redis_url})
     with pytest.raises(ValueError, match="at least 16 characters"):
         create_app({"REDIS_URL": redis_url, "TOKEN_SECRET": "short"})
+    monkeypatch.setenv("LEDGER_INSECURE_DEV_TOKENS", "no")
+    with pytest.raises(ValueError, match="LEDGER_TOKEN_SECRET: not set"):
+        create_app({"REDIS_URL": redis_url})
     monkeypatch.setenv("LEDGER_INSECURE_DEV_TOKENS", "1")
     assert create_app({"REDIS_URL": redis_url}).config["INSECURE_DEV_TOKENS"] == 1
 
