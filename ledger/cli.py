@@ -146,7 +146,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
     envvar="LEDGER_REDIS_URL",
     default=DEFAULT_URL,
     show_default=True,
-    help="Redis to use (env LEDGER_REDIS_URL).",
+    help="Redis to use (env LEDGER_REDIS_URL): redis:// or rediss:// (TLS); an ACL user and "
+    "password in it or in LEDGER_REDIS_USERNAME / LEDGER_REDIS_PASSWORD.",
 )
 @click.option(
     "--prefix",

@@ -374,3 +374,24 @@ def test_tls_fails_closed_on_a_certificate_it_cannot_verify(tls_server):
         lg = Ledger(connect(url, timeout_s=2, settings=settings))
         with pytest.raises(LedgerUnavailable):
             lg.reserve(_order("t2"))
+
+
+def test_the_cli_logs_in_from_the_environment_and_only_admin_makes_tokens(acl_server, admin):
+    from click.testing import CliRunner
+
+    from ledger.cli import cli
+
+    url = acl_server.url()
+
+    def run(user: str, password: str, *args: str) -> Any:
+        env = {"LEDGER_REDIS_USERNAME": user, "LEDGER_REDIS_PASSWORD": password}
+        return CliRunner(env=env).invoke(cli, ["--redis-url", url, *args])
+
+    assert run("admin", ADMIN_PW, "status").exit_code == 0
+    made = run("admin", ADMIN_PW, "token", "create", "--role", "ops", "--name", "ops-1")
+    assert made.exit_code == 0, made.output
+    refused = run("gateway", GATEWAY_PW, "token", "create", "--role", "ops", "--name", "ops-2")
+    assert refused.exit_code == 2 and "NoPermissionError" in refused.stderr
+    wrong = run("admin", "wrong-password", "status")
+    assert wrong.exit_code == 2 and "ledger unavailable" in wrong.stderr
+    assert [p.name for p in TokenStore(admin.redis).list()] == ["ops-1"]
