@@ -114,9 +114,10 @@ class Ledger:
 
     Args:
         client: a redis-py client (``decode_responses`` must be off). A
-            ``redis.Redis`` is given the ledger's retry policy
+            ``redis.Redis`` that would retry more (redis-py's default backs
+            off for seconds) is given the ledger's retry policy
             (:data:`ledger.connect.RETRY`: one immediate retry on a broken
-            connection, none on a timeout) in place of redis-py's backoff.
+            connection, none on a timeout).
         prefix: key prefix, ``ledger`` by default.
         cluster: key layout for Redis Cluster (global kill mirrored per firm).
         actor: who this process acts as, recorded with every decision.

@@ -63,13 +63,20 @@ class RedisSettings:
 
 
 def bounded_retry(client: RedisClient) -> None:
-    """Give a caller's ``redis.Redis`` the ledger's retry policy (:data:`RETRY`).
+    """Give a caller's ``redis.Redis`` the ledger's retry policy (:data:`RETRY`) unless it
+    already retries less.
 
     redis-py's default (three retries with exponential backoff, each connect
     retried as well) takes seconds to give up on a refused connection; a
     risk check must fail closed within its own timeout.
     """
-    if isinstance(client, redis.Redis):
+    if not isinstance(client, redis.Redis):
+        return
+    retry = client.get_retry()
+    retries = retry.get_retries() if retry is not None else 0
+    patient = retries > 0 and not isinstance(getattr(retry, "_backoff", None), NoBackoff)
+    # A client already at most as patient (no backoff, at most one retry) keeps its own.
+    if retries > RETRY.get_retries() or patient:
         client.set_retry(RETRY)
 
 

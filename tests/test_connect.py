@@ -79,6 +79,15 @@ def test_a_callers_client_on_a_refused_port_fails_closed_with_the_ledgers_retry(
         lg.kill("global", by="ops", reason="r")
 
 
+def test_a_client_that_retries_less_keeps_its_own_policy():
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    client = redis.Redis(port=_refused_port(), retry=Retry(NoBackoff(), 0))
+    Ledger(client)
+    assert client.get_retry().get_retries() == 0
+
+
 def test_from_url_bounds_connects_too(slam_door):
     lg = Ledger.from_url(f"redis://127.0.0.1:{slam_door.port}/0", timeout_s=1)
     with pytest.raises(LedgerUnavailable):
