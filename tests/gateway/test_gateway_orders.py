@@ -415,3 +415,26 @@ def test_the_audit_names_the_token_that_sent_each_message(client, auth, new_orde
     ops = {r["op"]: r["by"] for r in ledger.audit_tail(20) if r.get("order_id") == "o1"}
     assert set(ops) == {"reserve", "cancel", "fill", "release"}
     assert set(ops.values()) == {"oe-1"}
+
+
+@pytest.mark.parametrize("qty", ["40", "30"])
+def test_replace_at_or_below_the_filled_qty_says_why(
+    client, auth, placed, redis_client, ledger, qty
+):
+    r = client.post(
+        f"/v1/orders/{placed}/fills",
+        json={"fill_id": "f1", "qty": "40", "price": "187.25"},
+        headers=auth("order-entry"),
+    )
+    assert r.status_code == 200
+    before = desk_gross(redis_client, ledger)
+    r = client.post(
+        f"/v1/orders/{placed}/replace",
+        json={"qty": qty, "price": "187.25"},
+        headers=auth("order-entry"),
+    )
+    assert r.status_code == 400 and r.json["reason"] == "INVALID_ORDER"
+    assert r.json["message"].startswith(
+        f"qty: the new total qty ({qty}) must be above the qty already filled (40)"
+    )
+    assert desk_gross(redis_client, ledger) == before
