@@ -9,6 +9,8 @@ from __future__ import annotations
 import socket
 import subprocess
 import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,7 @@ import pytest
 import redis
 
 from gateway import DEFAULTS
+from gateway.redact import redact
 from gateway.run import launch, stop, wait_ready
 from ledger import Ledger
 from ledger.embedded import EmbeddedRedis, free_port
@@ -155,3 +158,51 @@ def test_a_chunked_body_within_the_limit_is_read_whole(gateway: Gateway) -> None
     client.closed.wait(10)
     client.close()
     assert client.status() == 201, bytes(client.answer[:300])
+
+
+def test_the_dashboard_token_never_reaches_a_log(gateway: Gateway) -> None:
+    token = gateway.tokens["ops"]
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    with opener.open(f"{gateway.base}/dashboard?token={token}", timeout=10) as resp:
+        # The redirect moved the token into the cookie and out of the address.
+        assert resp.status == 200 and token not in resp.url
+    with opener.open(f"{gateway.base}/dashboard/live?token={token}&x=1", timeout=10) as resp:
+        assert resp.status == 200
+    req = urllib.request.Request(
+        f"{gateway.base}/dashboard?token={token}",
+        headers={"Referer": f"{gateway.base}/dashboard?token={token}"},
+    )
+    with opener.open(req, timeout=10) as resp:
+        assert resp.status == 200
+    # A malformed request line that carries the token reaches the error log if anything does.
+    client = RawClient(gateway)
+    client.sock.sendall(f"GET /dashboard?token={token} HTTP/1.1 extra\r\n\r\n".encode())
+    client.closed.wait(10)
+    client.close()
+    stop_line = "GET /readyz?end-of-test"
+    with urllib.request.urlopen(f"{gateway.base}/readyz?end-of-test", timeout=10):
+        pass
+    # gunicorn writes an access line after the answer: wait for the last one.
+    deadline = time.monotonic() + 10
+    while stop_line not in gateway.logs() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    logs = gateway.logs()
+    assert stop_line in logs, "the access log did not record the requests"
+    assert "/dashboard" in logs
+    assert token not in logs
+
+
+@pytest.mark.parametrize(
+    ("line", "clean"),
+    [
+        ("GET /dashboard?token=llt_a-b_c HTTP/1.1", "GET /dashboard?token=[redacted] HTTP/1.1"),
+        ("GET /x?a=1&TOKEN=s3cret&b=2", "GET /x?a=1&TOKEN=[redacted]&b=2"),
+        ("/dashboard%3Ftoken%3Dllt_x", "/dashboard%3Ftoken%3D[redacted]"),
+        (
+            '"Bearer llt_abc" "ledger_token=llt_abc"',
+            '"Bearer [redacted]" "ledger_token=[redacted]"',
+        ),
+    ],
+)
+def test_redact_cuts_every_form_of_a_token(line: str, clean: str) -> None:
+    assert redact(line) == clean
