@@ -16,6 +16,7 @@ from flask import Flask, g, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from gateway import metrics
+from gateway.redact import RedactSecrets
 from gateway.wire import respond
 from ledger.errors import InvalidInput, LedgerUnavailable, ReenableRefused, UnknownScope
 from ledger.reasons import Reason
@@ -93,6 +94,8 @@ def handle_api_error(err: ApiError) -> Any:
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(ApiError, handle_api_error)
+    # What the app logs (a traceback may quote a URL) is cut of tokens like gunicorn's logs.
+    app.logger.addFilter(RedactSecrets())
 
     @app.errorhandler(LedgerUnavailable)
     def unavailable(exc: LedgerUnavailable) -> Any:

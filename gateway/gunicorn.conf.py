@@ -30,6 +30,9 @@ timeout = int(os.environ.get("LEDGER_GATEWAY_TIMEOUT_S", "30"))
 graceful_timeout = int(os.environ.get("LEDGER_GATEWAY_GRACEFUL_TIMEOUT_S", "10"))
 keepalive = int(os.environ.get("LEDGER_GATEWAY_KEEPALIVE_S", "5"))
 accesslog = os.environ.get("LEDGER_GATEWAY_ACCESS_LOG") or None
+# Tokens (a dashboard ?token=, a bearer header, the cookie) are cut out of every
+# access and error log line, whatever access_log_format says.
+logger_class = "gateway.redact.RedactingLogger"
 loglevel = os.environ.get("LEDGER_GATEWAY_LOG_LEVEL", "info")
 # gunicorn 27+ opens a control socket at one fixed path per user; several
 # instances on one machine would share it, so it is off unless a path is given.

@@ -497,7 +497,17 @@ class Ledger:
         )
         if raw is None:
             return Decision.reject(order_id, Reason.UNKNOWN_ORDER, "no such order")
-        return Decision.from_script(order_id, raw)
+        d = Decision.from_script(order_id, raw)
+        if d.reason is Reason.INVALID_ORDER:
+            from dataclasses import replace as with_fields
+
+            # The script's only INVALID_ORDER: used = filled qty, requested = new qty.
+            d = with_fields(
+                d,
+                message=f"qty: the new total qty ({d.requested}) must be above the qty already "
+                f"filled ({d.used}); to stop the rest of the order, cancel and release it",
+            )
+        return d
 
     def cancel_request(self, order_id: str, *, actor: str | None = None) -> Decision:
         """Count a cancel message; the reservation stays until :meth:`release`."""

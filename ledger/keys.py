@@ -12,7 +12,9 @@ Per firm (slot of ``{F}``):
 ``P:{F}:policy``               hash    the firm's live policy: ``S`` -> msgpack node
                                        record, ``e|S1|S2`` -> 1 for each entitlement,
                                        ``meta|rev`` / ``meta|sha``. Swapped whole by RENAME.
-``P:{F}:policy:next``          hash    staging copy written before the swap
+``P:{F}:policy:next:REV``      hash    staging copy of load ``REV``, renamed into place by
+                                       its swap; deleted if a newer load got there first,
+                                       expires after ``STAGING_TTL_MS`` if the loader dies
 ``P:{F}:kills``                hash    ``S`` -> msgpack ``{by, why, t, auto}`` per active kill
                                        (``auto`` = 1 when set by a ``system:`` identity)
 ``P:{F}:kill:global``          string  cluster mode only: the global kill mirrored here
@@ -46,12 +48,15 @@ Global (not firm-tagged; never touched by an order decision except the kill):
                                        all trading (``redis-cli SET ledger:kill:global why``)
 ``P:kill:global:meta``         hash    who/when of a kill set through the ledger
 ``P:policy``                   hash    the whole policy document (msgpack), ``rev``,
-                                       ``sha``, ``by``, ``at_ms``: what clients route with
+                                       ``sha``, ``by``, ``at_ms``: what clients route with;
+                                       ``seq``: the last revision a load took
 ``P:{routes}``                 hash    routing for clients, replaced whole at each load:
                                        ``account:A`` -> ``F|D``, other scopes -> ``F``,
                                        ``meta|mu`` minor units, ``meta|rev``
-``P:{routes}:next``            hash    its staging copy (same slot, for RENAME)
-``P:firms``                    set     every firm that ever had a policy
+``P:{routes}:next:REV``        hash    its staging copy of load ``REV`` (same slot, for
+                                       RENAME; deleted or expiring like a firm's)
+``P:firms``                    set     every firm a policy load ever named (added before
+                                       the load swaps anything)
 ``P:audit``                    stream  global audit: policy loads, global kills
 ``P:tokens``                   hash    gateway API tokens: sha256 of token -> role, name,
                                        desks (ledger/tokens.py); only hashes are stored
@@ -105,8 +110,9 @@ class Keys:
     def policy(self, firm: str) -> str:
         return f"{self._f(firm)}:policy"
 
-    def policy_next(self, firm: str) -> str:
-        return f"{self._f(firm)}:policy:next"
+    def policy_next(self, firm: str, rev: int) -> str:
+        # One staging copy per load: two loads at once never write into the same hash.
+        return f"{self._f(firm)}:policy:next:{rev}"
 
     def kills(self, firm: str) -> str:
         return f"{self._f(firm)}:kills"
@@ -153,8 +159,8 @@ class Keys:
     def routes(self) -> str:
         return f"{self.prefix}:{{routes}}"
 
-    def routes_next(self) -> str:
-        return f"{self.prefix}:{{routes}}:next"
+    def routes_next(self, rev: int) -> str:
+        return f"{self.prefix}:{{routes}}:next:{rev}"
 
     def firms(self) -> str:
         return f"{self.prefix}:firms"

@@ -16,6 +16,7 @@ import hashlib
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
@@ -349,15 +350,33 @@ class _Parser:
 
         if self.problems:
             raise PolicyError(self.problems)
-        canonical = msgpack.packb(_canonical(document), use_bin_type=True)
+        plain = self.plain(top, "")
+        if self.problems:
+            raise PolicyError(self.problems)
+        canonical = msgpack.packb(_canonical(plain), use_bin_type=True)
         return Policy(
             currency=str(currency),
             minor_units=self.minor_units,
             nodes=dict(self.nodes),
             sha256=hashlib.sha256(canonical).hexdigest(),
-            document=top,
+            document=plain,
             controls=self.controls,
         )
+
+    def plain(self, value: Any, where: str) -> Any:
+        """The document as it is stored and hashed: a ``Decimal`` becomes its exact decimal
+        text (so ``Decimal("100.5")`` and ``"100.5"`` are one policy); a value of a type
+        a document cannot hold is reported where it is."""
+        if isinstance(value, dict):
+            return {k: self.plain(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        if isinstance(value, Decimal) and value.is_finite():
+            return format(value, "f")
+        if value is None or isinstance(value, str | int | float):
+            return value
+        self.fail(where, f"must be a string, number, list or mapping, got {_describe(value)}")
+        return None
 
     def add(self, node: Node, where: str) -> None:
         if node.scope in self.nodes:

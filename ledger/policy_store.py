@@ -146,14 +146,28 @@ def load(
     or new policy whole. Firms dropped from the policy get an empty policy
     (their orders are then refused as UNKNOWN_NODE; open ones can still be
     filled, cancelled and released).
+
+    Two loads at once leave exactly one of them live, never a mix: each
+    stages into its own keys, and every swap (firm hashes, routes, document)
+    only moves to a newer revision. The newest load always completes; an
+    older one that finds a newer load under way or in place raises
+    :class:`LedgerError` (retry it to make it the newest).
     """
     rev = int(client.hincrby(keys.policy_doc(), "seq", 1))
+    firms = policy.firms
+    # Named before anything is swapped, then the revision counter is read again:
+    # a load that takes a newer revision after this check reads the firm set
+    # after these firms are in it, so it swaps (or drops) every firm this load
+    # may touch, and a load that started before this one sees it and stops.
+    if firms:
+        client.sadd(keys.firms(), *firms)
+    if int(client.hget(keys.policy_doc(), "seq") or 0) != rev:
+        raise LedgerError(_LOST_RACE)
     # On a cluster the global kill lives in each firm's slot: a firm gets it
     # before its policy goes live, so it never trades through an active kill.
     kill_meta = client.hgetall(keys.global_kill_meta()) if keys.cluster else {}
     global_why = client.get(keys.global_kill()) if keys.cluster else None
     known = {m.decode() for m in client.smembers(keys.firms())}
-    firms = policy.firms
     server_s, server_us = client.time()
     server_ms = int(server_s) * 1000 + int(server_us) // 1000
     for firm in [*firms, *sorted(known - set(firms))]:
@@ -162,13 +176,8 @@ def load(
             if firm in firms
             else {"meta|rev": rev, "meta|removed": 1}
         )
-        staging = keys.policy_next(firm)
-        pipe = client.pipeline(transaction=False)
-        pipe.delete(staging)
-        items = list(fields.items())
-        for i in range(0, len(items), _CHUNK):
-            pipe.hset(staging, mapping=dict(items[i : i + _CHUNK]))
-        pipe.execute()
+        staging = keys.policy_next(firm, rev)
+        _stage(client, staging, fields)
         if global_why is not None:
             scripts.kill(
                 [
@@ -192,25 +201,17 @@ def load(
             [rev, policy.sha256, by, source, audit_maxlen],
         )
         if code.decode() != Reason.OK.value:
-            raise LedgerError(f"policy load of firm {firm} lost a race with another load; retry")
-    _write_routes(client, keys, policy, rev)
+            raise LedgerError(_LOST_RACE)
+    _write_routes(client, keys, scripts, policy, rev)
     now_ms = int(time.time() * 1000)
-    # These keys live in different cluster slots: no MULTI on a cluster.
-    pipe = client.pipeline(transaction=not keys.cluster)
-    pipe.hset(
-        keys.policy_doc(),
-        mapping={
-            "doc": policy.pack(),
-            "rev": rev,
-            "sha": policy.sha256,
-            "by": by,
-            "source": source,
-            "at_ms": now_ms,
-        },
+    code, _previous = scripts.publish_policy(
+        [keys.policy_doc()],
+        [rev, "doc", policy.pack(), "sha", policy.sha256, "by", by]
+        + ["source", source, "at_ms", now_ms],
     )
-    if firms:
-        pipe.sadd(keys.firms(), *firms)
-    pipe.xadd(
+    if code.decode() != Reason.OK.value:
+        raise LedgerError(_LOST_RACE)
+    client.xadd(
         keys.audit(),
         {
             "m": msgpack.packb(
@@ -229,8 +230,23 @@ def load(
         maxlen=audit_maxlen,
         approximate=True,
     )
-    pipe.execute()
     return rev
+
+
+_LOST_RACE = "policy load lost a race with a newer load, which is the one in force; retry"
+#: A staged copy outlives a loader that dies between staging and swap by this much at most.
+STAGING_TTL_MS = 600_000
+
+
+def _stage(client: RedisClient, key: str, fields: dict[str, Any]) -> None:
+    """Write ``fields`` into this load's own staging hash, expiring if never swapped in."""
+    items = list(fields.items())
+    pipe = client.pipeline(transaction=False)
+    for i in range(0, len(items), _CHUNK):
+        pipe.hset(key, mapping=dict(items[i : i + _CHUNK]))
+        # After each chunk: a loader dying mid-way leaves nothing without a TTL.
+        pipe.pexpire(key, STAGING_TTL_MS)
+    pipe.execute()
 
 
 def routes(policy: Policy, rev: int) -> dict[str, Any]:
@@ -244,15 +260,15 @@ def routes(policy: Policy, rev: int) -> dict[str, Any]:
     return fields
 
 
-def _write_routes(client: RedisClient, keys: Keys, policy: Policy, rev: int) -> None:
-    items = list(routes(policy, rev).items())
-    pipe = client.pipeline(transaction=False)
-    pipe.delete(keys.routes_next())
-    for i in range(0, len(items), _CHUNK):
-        pipe.hset(keys.routes_next(), mapping=dict(items[i : i + _CHUNK]))
-    pipe.execute()
+def _write_routes(
+    client: RedisClient, keys: Keys, scripts: ScriptSet, policy: Policy, rev: int
+) -> None:
+    staging = keys.routes_next(rev)
+    _stage(client, staging, routes(policy, rev))
     # Same slot ({routes}), so this also holds on a cluster: clients see one whole table.
-    client.rename(keys.routes_next(), keys.routes())
+    code, _previous = scripts.swap_routes([keys.routes(), staging], [rev])
+    if code.decode() != Reason.OK.value:
+        raise LedgerError(_LOST_RACE)
 
 
 def fetch(client: RedisClient, keys: Keys) -> tuple[int, Policy] | None:

@@ -96,6 +96,8 @@ SCRIPT_NAMES = (
     "request_override",
     "decide_override",
     "set_stress",
+    "swap_routes",
+    "publish_policy",
 )
 
 
@@ -138,6 +140,8 @@ class ScriptSet:
     request_override: _Bound
     decide_override: _Bound
     set_stress: _Bound
+    swap_routes: _Bound
+    publish_policy: _Bound
 
     def all(self) -> list[_Bound]:
         return [getattr(self, name) for name in _scripts()]

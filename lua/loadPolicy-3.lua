@@ -1,13 +1,18 @@
 --[[
   Swap a firm's whole policy in one step: the staged copy replaces the live
   hash, so a decision sees the old policy or the new one, never a mix.
+  Revisions only move forward: a load that finds a newer revision live lost a
+  race with another load and changes nothing (its staged copy is deleted), so
+  two loads at once leave the newer one, never a mix of both.
   UNLINK frees a large old policy off the main thread.
   Input:
-    KEYS[1] live policy hash, KEYS[2] staged policy hash, KEYS[3] audit stream
+    KEYS[1] live policy hash, KEYS[2] staged policy hash (this load's own),
+    KEYS[3] audit stream
     ARGV[1] policy revision, ARGV[2] sha256 of the policy, ARGV[3] who,
     ARGV[4] source (file name), ARGV[5] audit stream max length
   Output: {code, previous revision or nil}
-    Codes: OK, NO_POLICY (nothing staged, or staged for another revision)
+    Codes: OK; NO_POLICY (nothing staged, or staged for another revision, or
+    the live revision is this one or newer: the revision live is returned)
 ]]
 --- @include "common"
 
@@ -18,8 +23,14 @@ if rcall('HGET', next_key, 'meta|rev') ~= rev then
   return {R.NO_POLICY, false}
 end
 local previous = rcall('HGET', live_key, 'meta|rev')
+if previous and tonumber(previous) >= tonumber(rev) then
+  rcall('UNLINK', next_key)
+  return {R.NO_POLICY, previous}
+end
 rcall('UNLINK', live_key)
 rcall('RENAME', next_key, live_key)
+-- The staged copy expires in case its loader dies; RENAME carries that over.
+rcall('PERSIST', live_key)
 audit(audit_key, maxlen, {op = 'policy_load', rev = rev, sha = sha, by = who,
   source = source, previous = previous, code = R.OK})
 return {R.OK, previous}

@@ -26,6 +26,9 @@ order_ids = st.from_regex(ORDER_ID.pattern, fullmatch=True)
 
 #: The plain global kill key of the default prefix (single-instance mode only).
 PLAIN_GLOBAL_KILL = "ledger:kill:global"
+#: Scripts of a policy load that touch no firm's keys: the routes (their own
+#: ``{routes}`` slot) and the policy document; each still one slot per call.
+POLICY_WIDE = {"swap_routes": "{routes}", "publish_policy": "ledger:policy"}
 
 
 def slot(key: str) -> int:
@@ -155,6 +158,9 @@ def test_cluster_mode_every_call_maps_to_one_slot(
     for call in calls:
         slots = {slot(k) for k in call.keys}
         assert len(slots) == 1, (call.script, call.keys)
+        if call.script in POLICY_WIDE:
+            assert slots == {slot(POLICY_WIDE[call.script])}, call
+            continue
         # ...and that one slot is a firm's: the tag of the firm it concerns.
         assert any(
             slots == {slot(f"{{{f}}}")} and all(f"{{{f}}}" in k for k in call.keys) for f in firms
@@ -175,6 +181,9 @@ def test_single_instance_only_the_plain_global_kill_leaves_the_firm_slot(
     assert {c.script for c in calls} == set(SCRIPT_NAMES)
     outside: set[str] = set()
     for call in calls:
+        if call.script in POLICY_WIDE:
+            assert {slot(k) for k in call.keys} == {slot(POLICY_WIDE[call.script])}, call
+            continue
         firm = next(f for f in firms if f"{{{f}}}" in call.keys[0])
         outside |= {k for k in call.keys if slot(k) != slot(f"{{{firm}}}")}
         if call.script in ("reserve", "replace", "kill"):
@@ -188,7 +197,7 @@ def test_key_builders_share_the_firm_slot() -> None:
         for firm in ("ACME", "a", "x.y_z-1", "9" * 64):
             tagged = [
                 k.policy(firm),
-                k.policy_next(firm),
+                k.policy_next(firm, 7),
                 k.kills(firm),
                 k.agg(firm),
                 k.open_index(firm),

@@ -51,6 +51,7 @@ def test_replace_codes(lg):
     lg.fill("o1", "f1", qty="4", price="1")
     d = lg.replace("o1", qty="4", price="1")
     assert (d.reason, d.used, d.requested) == (Reason.INVALID_ORDER, 4, 4)
+    assert d.message.startswith("qty: the new total qty (4) must be above the qty already filled")
     assert lg.replace("o1", qty="1.5", price="1").reason == Reason.INVALID_ORDER
     lg.kill("trader:T1", by="ops", reason="r")
     assert lg.replace("o1", qty="9", price="1").reason == Reason.KILL_SWITCH

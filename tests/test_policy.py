@@ -710,3 +710,42 @@ def test_long_values_are_cut_short_in_messages() -> None:
         f"p.yaml: firms[0].desks[0].id: {_ID_RULE} a string {shown}",
         "p.yaml: strategies[0].accounts[1]: unknown account '" + "X" * 76 + "...",
     ]
+
+
+# -- Decimal amounts --------------------------------------------------------------
+
+
+def test_a_decimal_amount_is_accepted_exactly_as_its_text() -> None:
+    from decimal import Decimal
+
+    as_decimal = parse_policy(with_limits({"max_gross_notional": Decimal("1000000.05")}))
+    as_text = parse_policy(with_limits({"max_gross_notional": "1000000.05"}))
+    limits = as_decimal.nodes["firm:ACME"].limits
+    assert dict(limits.items())["max_gross_notional"] == 100000005
+    assert as_decimal.sha256 == as_text.sha256
+    assert Policy.unpack(as_decimal.pack()).sha256 == as_decimal.sha256
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("NaN", "must be finite, not NaN"),
+        ("0.001", "has more than 2 decimal places"),
+        ("-5", "must not be negative, got '-5'"),
+    ],
+)
+def test_a_bad_decimal_amount_is_named(value: str, message: str) -> None:
+    from decimal import Decimal
+
+    assert problems(with_limits({"max_gross_notional": Decimal(value)})) == [
+        f"p.yaml: firms[0].limits.max_gross_notional: {message}"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"), [(frozenset({"1"}), "frozenset"), (b"100", "bytes"), ((1, 2), "tuple")]
+)
+def test_an_amount_of_another_type_is_named(value: object, kind: str) -> None:
+    assert problems(with_limits({"max_gross_notional": value})) == [
+        f"p.yaml: firms[0].limits.max_gross_notional: must be an amount, not {kind}"
+    ]

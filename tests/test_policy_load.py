@@ -169,3 +169,34 @@ def test_prefetched_routes_make_every_decision_one_call(redis_client):
     finally:
         redis_client.execute_command = real
     assert sent == ["EVALSHA"]
+
+
+def test_a_swap_never_goes_back_to_an_older_revision(redis_client):
+    lg = Ledger(redis_client)
+    load(lg)
+    load(lg)
+    staged = lg.keys.policy_next("F1", 1)
+    redis_client.hset(staged, mapping={"meta|rev": "1", "F1": "old"})
+    code, live = lg.scripts.load_policy(
+        ["ledger:{F1}:policy", staged, "ledger:{F1}:audit"], ["1", "sha", "me", "src", 1000]
+    )
+    assert (code, live) == (b"NO_POLICY", b"2")
+    assert redis_client.hget("ledger:{F1}:policy", "meta|rev") == b"2"
+    assert not redis_client.exists(staged), "a refused staging copy is deleted"
+    staged = lg.keys.routes_next(1)
+    redis_client.hset(staged, mapping={"meta|rev": "1"})
+    assert lg.scripts.swap_routes([lg.keys.routes(), staged], ["1"]) == [b"NO_POLICY", b"2"]
+    assert not redis_client.exists(staged)
+    doc = lg.scripts.publish_policy([lg.keys.policy_doc()], ["1", "by", "late"])
+    assert doc == [b"NO_POLICY", b"2"]
+    assert redis_client.hget("ledger:policy", "by") == b"test"
+
+
+def test_live_policy_keys_never_expire_and_no_staging_copy_stays(redis_client):
+    lg = Ledger(redis_client)
+    load(lg)
+    load(lg)
+    assert redis_client.ttl("ledger:{F1}:policy") == -1
+    assert redis_client.ttl("ledger:{routes}") == -1
+    assert redis_client.ttl("ledger:policy") == -1
+    assert list(redis_client.scan_iter(match="*next*")) == []

@@ -415,3 +415,67 @@ def test_the_audit_names_the_token_that_sent_each_message(client, auth, new_orde
     ops = {r["op"]: r["by"] for r in ledger.audit_tail(20) if r.get("order_id") == "o1"}
     assert set(ops) == {"reserve", "cancel", "fill", "release"}
     assert set(ops.values()) == {"oe-1"}
+
+
+@pytest.mark.parametrize("qty", ["40", "30"])
+def test_replace_at_or_below_the_filled_qty_says_why(
+    client, auth, placed, redis_client, ledger, qty
+):
+    r = client.post(
+        f"/v1/orders/{placed}/fills",
+        json={"fill_id": "f1", "qty": "40", "price": "187.25"},
+        headers=auth("order-entry"),
+    )
+    assert r.status_code == 200
+    before = desk_gross(redis_client, ledger)
+    r = client.post(
+        f"/v1/orders/{placed}/replace",
+        json={"qty": qty, "price": "187.25"},
+        headers=auth("order-entry"),
+    )
+    assert r.status_code == 400 and r.json["reason"] == "INVALID_ORDER"
+    assert r.json["message"].startswith(
+        f"qty: the new total qty ({qty}) must be above the qty already filled (40)"
+    )
+    assert desk_gross(redis_client, ledger) == before
+
+
+def _map(*pairs: tuple[str, str]) -> bytes:
+    """A msgpack map of the pairs as given, a key twice if it is given twice."""
+    out = bytearray(b"\xde" + len(pairs).to_bytes(2, "big"))
+    for key, value in pairs:
+        out += msgpack.packb(key) + msgpack.packb(value)
+    return bytes(out)
+
+
+@pytest.mark.parametrize("kind", ["json", "msgpack"])
+def test_a_key_given_twice_is_400_naming_it(client, auth, new_order, snapshot, kind):
+    pairs = [*new_order("dup1").items(), ("qty", "100000")]
+    if kind == "json":
+        data = "{" + ",".join(f"{json.dumps(k)}:{json.dumps(v)}" for k, v in pairs) + "}"
+        content_type = "application/json"
+    else:
+        data, content_type = _map(*pairs), "application/msgpack"
+    before = snapshot()
+    r = client.post(
+        "/v1/orders",
+        data=data,
+        content_type=content_type,
+        headers={**auth("order-entry"), "Accept": "application/json"},
+    )
+    assert r.status_code == 400 and r.json["reason"] == "INVALID_ORDER"
+    assert r.json["message"] == 'the body gives the key "qty" more than once; send each key once'
+    assert snapshot() == before
+
+
+def test_a_key_given_twice_in_a_nested_object_is_400(client, auth, snapshot):
+    before = snapshot()
+    r = client.post(
+        "/v1/reference-prices",
+        data='{"prices": [{"symbol": "AAPL", "price": "1", "price": "1000"}]}',
+        content_type="application/json",
+        headers=auth("market-data"),
+    )
+    assert r.status_code == 400 and r.json["reason"] == "INVALID_REQUEST"
+    assert '"price" more than once' in r.json["message"]
+    assert snapshot() == before
