@@ -35,6 +35,7 @@ from ledger.client import Ledger
 from ledger.money import format_minor
 from ledger.policy import KINDS, Policy
 from ledger.results import UtilizationRow
+from ledger.stress import format_factor
 from ledger.tokens import Principal, Role
 
 __all__ = ["bp", "heat_colour"]
@@ -57,6 +58,16 @@ def _amount(row: UtilizationRow, value: int, policy: Policy) -> str:
     if row.limit_name in _MONEY_LIMITS:
         return f"{format_minor(value, policy.minor_units)} {policy.currency}"
     return str(value)
+
+
+def _in_force(row: UtilizationRow, policy: Policy) -> str:
+    """Beside a limit in force that is not the policy's: the policy value and why."""
+    why = [f"override {row.override}"] if row.override else []
+    if row.factor is not None:
+        why.append(f"stress {format_factor(row.factor)}")
+    if not why or row.policy_limit is None:
+        return ""
+    return f" in force; policy {_amount(row, row.policy_limit, policy)}, {', '.join(why)}"
 
 
 def _heatmap(lg: Ledger, principal: Principal, policy: Policy | None) -> dict[str, Any]:
@@ -88,7 +99,9 @@ def _heatmap(lg: Ledger, principal: Principal, policy: Policy | None) -> dict[st
                     "percent": round(row.percent, 1),
                     "colour": heat_colour(row.percent),
                     "title": f"{node} {col}: {_amount(row, row.used, policy)} of "
-                    f"{_amount(row, row.limit, policy)}" + (" (shadow)" if row.shadow else ""),
+                    f"{_amount(row, row.limit, policy)}"
+                    + _in_force(row, policy)
+                    + (" (shadow)" if row.shadow else ""),
                     "shadow": row.shadow,
                 }
             )
