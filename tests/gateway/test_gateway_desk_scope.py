@@ -86,6 +86,7 @@ def two_desks(ledger: Ledger, redis_client: redis.Redis) -> dict[str, dict[str, 
             ("d2", Role.DESK_HEAD, "head-d2", ["D2"]),
             ("both", Role.DESK_HEAD, "head-both", ["D1", "D2"]),
             ("ops", Role.OPS, "ops-1", []),
+            ("oe", Role.ORDER_ENTRY, "oms-1", []),
         )
     }
 
@@ -235,3 +236,19 @@ def test_a_basket_reject_is_listed_for_the_desk_of_its_failing_leg(client, ledge
     assert not ledger.reserve_basket(legs, basket_id="bk1").accepted
     assert "b-bad" in _page(client, two_desks["d1"])
     assert "b-bad" not in _page(client, two_desks["d2"])
+
+
+def test_metrics_name_no_node(client, ledger, two_desks, switches):
+    """Anyone may read /metrics: its labels carry kinds and codes, never a node or its texts."""
+    order = {"order_id": "m1", "trader": "T-SPAN", "strategy": "SPAN", "account": "A2"}
+    order |= {"symbol": "MSFT", "side": "sell", "qty": "20000", "price": "100"}
+    r = client.post("/v1/orders", json=order, headers=two_desks["oe"])
+    assert r.status_code == 403 and r.json["reason"] == "KILL_SWITCH"
+    r = client.post(
+        "/v1/kill", json={"scope": "account:A2", "reason": "x"}, headers=two_desks["ops"]
+    )
+    assert r.status_code == 200 and not r.json["already"]
+    text = client.get("/metrics").text
+    assert "ledger_gateway_kill_switch_total" in text
+    assert not re.search(r"\b(D1|D2|E1|A1|A2|B1|SPAN|T-SPAN|F1|F2)\b", text)
+    assert not any(s in text for s in SECRETS)
