@@ -29,12 +29,13 @@ from flask import (
 )
 from werkzeug.wrappers import Response as BaseResponse
 
-from gateway import get_ledger
+from gateway import get_ledger, scoping
 from gateway.auth import COOKIE, authenticate
 from ledger.client import Ledger
 from ledger.money import format_minor
 from ledger.policy import KINDS, Policy
 from ledger.results import UtilizationRow
+from ledger.stress import format_factor
 from ledger.tokens import Principal, Role
 
 __all__ = ["bp", "heat_colour"]
@@ -42,7 +43,7 @@ __all__ = ["bp", "heat_colour"]
 bp = Blueprint("dashboard", __name__, template_folder="templates")
 
 _ROLES = (Role.OPS, Role.DESK_HEAD)
-_DECISION_OPS = ("reserve", "replace", "cancel")
+_DECISION_OPS = ("reserve", "replace", "cancel", "basket")
 _MONEY_LIMITS = ("max_gross_notional", "max_net_notional")
 _COLUMN_ORDER = ("max_gross_notional", "max_net_notional", "max_open_orders")
 
@@ -59,6 +60,16 @@ def _amount(row: UtilizationRow, value: int, policy: Policy) -> str:
     return str(value)
 
 
+def _in_force(row: UtilizationRow, policy: Policy) -> str:
+    """Beside a limit in force that is not the policy's: the policy value and why."""
+    why = [f"override {row.override}"] if row.override else []
+    if row.factor is not None:
+        why.append(f"stress {format_factor(row.factor)}")
+    if not why or row.policy_limit is None:
+        return ""
+    return f" in force; policy {_amount(row, row.policy_limit, policy)}, {', '.join(why)}"
+
+
 def _heatmap(lg: Ledger, principal: Principal, policy: Policy | None) -> dict[str, Any]:
     if policy is None:
         return {"columns": [], "rows": []}
@@ -66,9 +77,11 @@ def _heatmap(lg: Ledger, principal: Principal, policy: Policy | None) -> dict[st
         scopes = [f"desk:{d}" for d in sorted(principal.desks) if policy.node(f"desk:{d}")]
     else:
         scopes = ["global"]
+    desk_view = scoping.view(principal, policy)
     by_node: dict[str, dict[str, UtilizationRow]] = {}
     for scope in scopes:
-        for found in lg.utilization(scope):
+        rows_here = lg.utilization(scope)
+        for found in desk_view.rows(rows_here) if desk_view else rows_here:
             by_node.setdefault(found.scope, {})[found.limit_name] = found
     names = {n for cells in by_node.values() for n in cells}
     columns = [c for c in _COLUMN_ORDER if c in names] + sorted(names - set(_COLUMN_ORDER))
@@ -86,7 +99,9 @@ def _heatmap(lg: Ledger, principal: Principal, policy: Policy | None) -> dict[st
                     "percent": round(row.percent, 1),
                     "colour": heat_colour(row.percent),
                     "title": f"{node} {col}: {_amount(row, row.used, policy)} of "
-                    f"{_amount(row, row.limit, policy)}" + (" (shadow)" if row.shadow else ""),
+                    f"{_amount(row, row.limit, policy)}"
+                    + _in_force(row, policy)
+                    + (" (shadow)" if row.shadow else ""),
                     "shadow": row.shadow,
                 }
             )
@@ -94,15 +109,15 @@ def _heatmap(lg: Ledger, principal: Principal, policy: Policy | None) -> dict[st
     return {"columns": columns, "rows": rows}
 
 
-def _rejects(lg: Ledger, principal: Principal) -> dict[str, Any]:
+def _rejects(lg: Ledger, principal: Principal, policy: Policy | None) -> dict[str, Any]:
     tail = lg.audit_tail(int(current_app.config["AUDIT_SCAN"]))
-    desks = principal.desks if principal.role is Role.DESK_HEAD else None
+    desk_view = scoping.view(principal, policy)
     recent = [
         r
         for r in tail
         if r.get("op") in _DECISION_OPS
         and r.get("code") not in (None, "OK")
-        and (desks is None or r.get("desk") in desks)
+        and (desk_view is None or desk_view.record(r))
     ]
     counts = Counter(str(r["code"]) for r in recent).most_common()
     latest = [
@@ -121,11 +136,13 @@ def _rejects(lg: Ledger, principal: Principal) -> dict[str, Any]:
 def _context(principal: Principal) -> dict[str, Any]:
     lg = get_ledger()
     policy = lg.policy(refresh=True)
+    kills = lg.kills()
+    desk_view = scoping.view(principal, policy)
     return {
         "principal": principal,
         "heatmap": _heatmap(lg, principal, policy),
-        "kills": lg.kills(),
-        "rejects": _rejects(lg, principal),
+        "kills": desk_view.switches(kills) if desk_view else kills,
+        "rejects": _rejects(lg, principal, policy),
         "currency": policy.currency if policy else "",
         "policy_loaded": policy is not None,
         "refresh_ms": int(current_app.config["DASHBOARD_REFRESH_MS"]),

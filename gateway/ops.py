@@ -19,7 +19,7 @@ from typing import Any
 import redis
 from flask import Blueprint, Response, current_app, g, request
 
-from gateway import get_ledger, metrics
+from gateway import get_ledger, metrics, scoping
 from gateway.auth import requires
 from gateway.errors import ApiCode, ApiError, invalid
 from gateway.events import publish
@@ -121,8 +121,13 @@ def unkill() -> Response:
 @bp.get("/kill")
 @requires(Role.OPS, Role.DESK_HEAD)
 def kills() -> Response:
-    """Every active kill switch."""
-    return respond({"kills": [k.to_dict() for k in get_ledger().kills()]})
+    """Every active kill switch (for a desk head: those that stop its desks)."""
+    lg = get_ledger()
+    found = lg.kills()
+    desk_view = scoping.view(g.principal, lg.policy(refresh=True))
+    if desk_view is not None:
+        found = desk_view.switches(found)
+    return respond({"kills": [k.to_dict() for k in found]})
 
 
 def visible_scopes(principal: Principal, lg: Ledger, scope: str | None) -> list[str]:
@@ -131,21 +136,15 @@ def visible_scopes(principal: Principal, lg: Ledger, scope: str | None) -> list[
         scope = _check_scope(scope)
     if principal.role is not Role.DESK_HEAD:
         return [scope or "global"]
+    policy = lg.policy(refresh=True)
     if scope is None:
-        policy = lg.policy(refresh=True)
         return [
             f"desk:{d}"
             for d in sorted(principal.desks)
             if policy is not None and policy.node(f"desk:{d}") is not None
         ]
-    kind, _, node_id = scope.partition(":")
-    if kind == "desk" and node_id in principal.desks:
+    if scoping.DeskView(policy, principal.desks).sees(scope):
         return [scope]
-    if kind == "account":
-        policy = lg.policy(refresh=True)
-        node = policy.node(scope) if policy else None
-        if node is not None and node.parent and node.parent.partition(":")[2] in principal.desks:
-            return [scope]
     raise ApiError(
         403,
         ApiCode.FORBIDDEN,
@@ -162,8 +161,10 @@ def utilization() -> Response:
         raise invalid("unknown query parameter(s): " + ", ".join(unknown))
     lg = get_ledger()
     scopes = visible_scopes(g.principal, lg, request.args.get("scope"))
-    rows = [row.to_dict() for s in scopes for row in lg.utilization(s)]
+    found = [row for s in scopes for row in lg.utilization(s)]
     policy = lg.policy()
+    desk_view = scoping.view(g.principal, policy)
+    rows = [row.to_dict() for row in (desk_view.rows(found) if desk_view else found)]
     return respond(
         {
             "scopes": scopes,

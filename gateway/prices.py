@@ -16,7 +16,7 @@ from typing import Any
 
 from flask import Blueprint, Response, g, request
 
-from gateway import get_ledger
+from gateway import get_ledger, scoping
 from gateway.auth import requires
 from gateway.errors import invalid
 from gateway.wire import read_body, respond, take
@@ -78,7 +78,11 @@ def get_prices() -> Response:
     if unknown:
         raise invalid("unknown query parameter(s): " + ", ".join(unknown))
     symbols = request.args.getlist("symbol") or None
-    rows = get_ledger().prices.get(symbols)
+    lg = get_ledger()
+    rows = lg.prices.get(symbols)
+    desk_view = scoping.view(g.principal, lg.policy(refresh=True))
+    if desk_view is not None:
+        rows = desk_view.prices(rows)
     return respond({"prices": [r.to_dict() for r in rows]})
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g
 
-from gateway import get_ledger
+from gateway import get_ledger, scoping
 from gateway.auth import requires
 from gateway.errors import invalid
 from gateway.wire import read_body, respond, take
@@ -47,5 +47,10 @@ def set_state() -> Response:
 @bp.get("/states")
 @requires(Role.OPS, Role.DESK_HEAD)
 def states() -> Response:
-    """Every strategy and account that is disabled or reduce-only."""
-    return respond({"states": [s.to_dict() for s in get_ledger().states.list()]})
+    """Every strategy and account that is disabled or reduce-only (desk heads: theirs)."""
+    lg = get_ledger()
+    found = lg.states.list()
+    desk_view = scoping.view(g.principal, lg.policy(refresh=True))
+    if desk_view is not None:
+        found = desk_view.switches(found)
+    return respond({"states": [s.to_dict() for s in found]})

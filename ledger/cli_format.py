@@ -17,6 +17,7 @@ from ledger.money import format_minor
 from ledger.policy import MONEY_LIMITS, Policy
 from ledger.results import Kill, KillResult, UtilizationRow
 from ledger.states import ScopeState
+from ledger.stress import format_factor
 from ledger.views import CheckReport
 
 __all__ = [
@@ -105,7 +106,25 @@ def utilization_table(rows: Sequence[UtilizationRow], policy: Policy) -> str:
         ]
         for r in rows
     ]
-    return table(["SCOPE", "LIMIT", "USED", "MAX", "PERCENT"], body, right={2, 3, 4})
+    headers = ["SCOPE", "LIMIT", "USED", "MAX", "PERCENT"]
+    # MAX is the limit in force; where an override or stress changes one, the
+    # policy's value and why follow in a last column.
+    if any(r.override or r.factor is not None for r in rows):
+        headers.append("POLICY")
+        for line, r in zip(body, rows, strict=True):
+            line.append(_policy_cell(r, policy.minor_units))
+    return table(headers, body, right={2, 3, 4})
+
+
+def _policy_cell(r: UtilizationRow, minor_units: int) -> str:
+    """The policy's value where the limit in force differs, and why (override, stress)."""
+    why = [r.override] if r.override else []
+    if r.factor is not None:
+        why.append(f"stress {format_factor(r.factor)}")
+    if not why:
+        return ""
+    policy_value = r.limit if r.policy_limit is None else r.policy_limit
+    return f"{amount(r.limit_name, policy_value, minor_units)} ({', '.join(why)})"
 
 
 def utilization_dict(scope: str, rows: Sequence[UtilizationRow], policy: Policy) -> dict[str, Any]:
@@ -118,6 +137,7 @@ def utilization_dict(scope: str, rows: Sequence[UtilizationRow], policy: Policy)
         if money:
             row["used_major"] = format_minor(r.used, policy.minor_units)
             row["limit_major"] = format_minor(r.limit, policy.minor_units)
+            row["policy_limit_major"] = format_minor(row["policy_limit"], policy.minor_units)
         out.append(row)
     return {
         "scope": scope,
@@ -279,6 +299,7 @@ def check_dict(report: CheckReport) -> dict[str, Any]:
         "nodes": report.nodes,
         "orders": report.orders,
         "breaches": list(report.breaches),
+        "over": [r.to_dict() for r in report.over],
     }
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledger.reasons import Reason
+from ledger.stress import format_factor
 
 __all__ = [
     "Breach",
@@ -230,13 +231,23 @@ class Kill:
 
 @dataclass(frozen=True)
 class UtilizationRow:
-    """One node and one limit: how much of it is used."""
+    """One node and one limit: how much of it is used.
+
+    ``limit`` is the limit in force (an override, scaled by stress; see
+    :mod:`ledger.effective`), ``policy_limit`` the policy's value beside it.
+    """
 
     scope: str
     limit_name: str
     used: int
     limit: int
     shadow: bool = False
+    #: The policy's value (None: the same as ``limit``).
+    policy_limit: int | None = None
+    #: The override in force, e.g. ``OV-7``.
+    override: str | None = None
+    #: The stress factor applied, in millionths.
+    factor: int | None = None
 
     @property
     def percent(self) -> float:
@@ -251,6 +262,9 @@ class UtilizationRow:
             "limit": self.limit,
             "percent": round(self.percent, 2),
             "shadow": self.shadow,
+            "policy_limit": self.limit if self.policy_limit is None else self.policy_limit,
+            "override": self.override,
+            "factor": None if self.factor is None else format_factor(self.factor),
         }
 
 

@@ -11,10 +11,12 @@ from typing import Any
 import msgpack
 
 from ledger._types import RedisClient
+from ledger.effective import Controls, Limit, read_controls
 from ledger.keys import Keys
 from ledger.policy import Node, Policy
 from ledger.policy_store import RING_IDS, WINDOW_MS
 from ledger.results import UtilizationRow
+from ledger.stress import format_factor
 
 __all__ = ["utilization", "audit_tail", "check", "CheckReport", "Aggregates"]
 
@@ -96,14 +98,16 @@ def utilization(
         seconds, micros = client.time()
         now_ms = seconds * 1000 + micros // 1000
         today = policy.controls.trading_day.day_of(now_ms)
+        controls = read_controls(client, keys, firm, now_ms)
         for node, blob in zip(firm_nodes, blobs, strict=True):
             agg, rings = _unpack_node(blob)
-            rows += _node_rows(node, agg)
+            rows += _node_rows(node, agg, policy, controls)
             cap = node.limits.max_daily_loss
             if cap is not None:
                 loss = max(0, -_day_pnl(blob, today))
                 shadow = "max_daily_loss" in node.limits.shadow
-                rows.append(UtilizationRow(node.scope, "max_daily_loss", loss, cap, shadow))
+                in_force = controls.limit(policy, node, "max_daily_loss", cap)
+                rows.append(_row(node, "max_daily_loss", loss, shadow, in_force))
             for mtype, caps in node.limits.messages.items():
                 for name, window_ms in _WINDOWS:
                     cap = getattr(caps, name)
@@ -122,7 +126,16 @@ def utilization(
     return rows
 
 
-def _node_rows(node: Node, agg: Aggregates) -> list[UtilizationRow]:
+def _row(node: Node, name: str, used: int, shadow: bool, limit: Limit) -> UtilizationRow:
+    return UtilizationRow(
+        node.scope, name, used, limit.value, shadow, limit.policy, limit.override, limit.factor
+    )
+
+
+def _node_rows(
+    node: Node, agg: Aggregates, policy: Policy, controls: Controls
+) -> list[UtilizationRow]:
+    """The node's exposure rows against the limits in force (:mod:`ledger.effective`)."""
     lim = node.limits
     rows = []
     for name, used, cap in (
@@ -131,7 +144,8 @@ def _node_rows(node: Node, agg: Aggregates) -> list[UtilizationRow]:
         ("max_open_orders", agg.n, lim.max_open_orders),
     ):
         if cap is not None:
-            rows.append(UtilizationRow(node.scope, name, used, cap, name in lim.shadow))
+            in_force = controls.limit(policy, node, name, cap)
+            rows.append(_row(node, name, used, name in lim.shadow, in_force))
     return rows
 
 
@@ -180,6 +194,8 @@ class CheckReport:
     breaches: list[str] = field(default_factory=list)
     nodes: int = 0
     orders: int = 0
+    #: The limits found exceeded, each against the limit in force and the policy's.
+    over: list[UtilizationRow] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -258,6 +274,8 @@ def check(
             report.breaches.append(f"firm:{firm}: aggregates kept changing during {attempts} scans")
             continue
         report.orders += count
+        seconds, micros = client.time()
+        controls = read_controls(client, keys, firm, seconds * 1000 + micros // 1000)
         stored = {
             _text(f): list(msgpack.unpackb(v, raw=False))
             for f, v in client.hgetall(keys.positions(firm)).items()
@@ -276,12 +294,22 @@ def check(
             node = policy.node(scope) if policy else None
             if node is None:
                 continue
-            for row in _node_rows(node, have):
+            for row in _node_rows(node, have, policy, controls) if policy else ():
                 if row.used > row.limit and not row.shadow:
+                    report.over.append(row)
                     report.breaches.append(
                         f"{scope}: {row.limit_name} used {row.used} > limit {row.limit}"
+                        + _in_force(row)
                     )
     return report
+
+
+def _in_force(row: UtilizationRow) -> str:
+    """Where a limit in force differs from the policy's: the policy value and why."""
+    why = [f"override {row.override}"] if row.override else []
+    if row.factor is not None:
+        why.append(f"stress {format_factor(row.factor)}")
+    return f" (policy {row.policy_limit}; {', '.join(why)})" if why else ""
 
 
 def _text(value: Any) -> str:

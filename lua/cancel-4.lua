@@ -21,13 +21,15 @@
 local policy_key, order_key, agg_key, audit_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local order_id, actor, maxlen = ARGV[1], ARGV[2], ARGV[3]
 
+local o
 local function record(d)
-  audit(audit_key, maxlen, {op = 'cancel', order_id = order_id, by = actor, code = d[1],
-    scope = d[2], limit = d[3], used = d[4]})
+  local r = {op = 'cancel', order_id = order_id, by = actor, code = d[1], scope = d[2],
+    limit = d[3], used = d[4]}
+  audit(audit_key, maxlen, o and about(r, o.scopes, o.sym) or r)
   return d
 end
 
-local o = load_order(order_key)
+o = load_order(order_key)
 if not o then return record(reject_array(R.UNKNOWN_ORDER)) end
 if o.st ~= 'open' then return record(reject_array(R.ORDER_CLOSED)) end
 

@@ -99,9 +99,9 @@ if ft then
         by = 'system:fill-throttle', why = 'repeated executions', cause = cause, t = now,
         auto = 1}))
       tripped = 1
-      audit(audit_key, maxlen, {op = 'state_disable', scope = o.scopes[4],
+      audit(audit_key, maxlen, about({op = 'state_disable', scope = o.scopes[4],
         by = 'system:fill-throttle', why = 'repeated executions', cause = cause, auto = 1,
-        order_id = order_id, fill = fill_id, code = R.OK})
+        order_id = order_id, fill = fill_id, code = R.OK}, o.scopes, o.sym))
     end
   end
 end
@@ -113,7 +113,7 @@ if closes then
 end
 rcall('HSET', order_key, 'cum', cum, 'res', reserved, 'fn', o.fn + amount)
 local over = cum > o.qty and 1 or 0
-audit(audit_key, maxlen, {op = 'fill', order_id = order_id, fill = fill_id, by = actor,
+audit(audit_key, maxlen, about({op = 'fill', order_id = order_id, fill = fill_id, by = actor,
   code = R.OK, qty = fq, pn = pn, ps = ps, notional = amount, leaves = leaves, over = over,
-  pnl = pnl})
+  pnl = pnl}, o.scopes, o.sym))
 return {R.OK, leaves, cum, reserved, amount, 0, over, tripped}

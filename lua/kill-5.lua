@@ -27,8 +27,27 @@
 local policy_key, kills_key, global_key, open_key, audit_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local op, scope, who, why, maxlen, firm = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 
+-- Tags a record with the firm and the desk (account, strategy, trader) the
+-- switch sits on, so that a reader scoped to some desks can pick its own.
+local function about(r)
+  local kind, id = string.match(scope, '^([^:]*):(.*)$')
+  if not kind then return r end
+  r.firm = firm
+  if kind == 'desk' then
+    r.desk = id
+  elseif kind == 'account' then
+    local rec = rcall('HGET', policy_key, scope)
+    r.account = id
+    r.desk = rec and string.match(cmsgpack.unpack(rec).p or '', '^desk:(.*)$') or nil
+  elseif kind == 'strategy' or kind == 'trader' then
+    r[kind] = id
+  end
+  return r
+end
+
 if op == 'kill' and scope ~= 'global' and rcall('HEXISTS', policy_key, scope) == 0 then
-  audit(audit_key, maxlen, {op = op, scope = scope, by = who, why = why, code = R.UNKNOWN_NODE})
+  audit(audit_key, maxlen, about({op = op, scope = scope, by = who, why = why,
+    code = R.UNKNOWN_NODE}))
   return {R.UNKNOWN_NODE, 0}
 end
 
@@ -37,8 +56,8 @@ if op == 'unkill' then
   local raw = rcall('HGET', kills_key, scope)
   local rec = raw and cmsgpack.unpack(raw) or {}
   if not string.find(why, '%S') or system or (rec.auto == 1 and rec.by == who) then
-    audit(audit_key, maxlen, {op = op, scope = scope, by = who, why = why,
-      code = R.REENABLE_REFUSED})
+    audit(audit_key, maxlen, about({op = op, scope = scope, by = who, why = why,
+      code = R.REENABLE_REFUSED}))
     return {R.REENABLE_REFUSED, 1}
   end
 end
@@ -53,8 +72,8 @@ else
   if scope == 'global' then removed = math.max(removed, rcall('DEL', global_key)) end
   already = 1 - removed
 end
-audit(audit_key, maxlen, {op = op, scope = scope, by = who, why = why, code = R.OK,
-  already = already})
+audit(audit_key, maxlen, about({op = op, scope = scope, by = who, why = why, code = R.OK,
+  already = already}))
 
 local result = {R.OK, already}
 if op == 'kill' then

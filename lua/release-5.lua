@@ -41,6 +41,7 @@ else
   rcall('HSET', order_key, 'st', 'released', 'res', 0, 'why', why)
   result = {R.OK, o.res, 0}
 end
-audit(audit_key, maxlen, {op = 'release', order_id = order_id, by = actor, why = why,
-  code = result[1], released = result[2], already = result[3]})
+local r = {op = 'release', order_id = order_id, by = actor, why = why,
+  code = result[1], released = result[2], already = result[3]}
+audit(audit_key, maxlen, o and about(r, o.scopes, o.sym) or r)
 return result

@@ -41,9 +41,10 @@ local order_id, qty, pn, ps = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ton
 local actor, maxlen = ARGV[5], ARGV[6]
 
 local function record(d, o)
-  audit(audit_key, maxlen, {op = 'replace', order_id = order_id, by = actor, code = d[1],
+  local r = {op = 'replace', order_id = order_id, by = actor, code = d[1],
     scope = d[2], limit = d[3], used = d[4], req = d[5], notional = d[6], qty = qty,
-    pn = pn, ps = ps, old_qty = o and o.qty, old_pn = o and o.pn, old_ps = o and o.ps})
+    pn = pn, ps = ps, old_qty = o and o.qty, old_pn = o and o.pn, old_ps = o and o.ps}
+  audit(audit_key, maxlen, o and about(r, o.scopes, o.sym) or r)
   return d
 end
 

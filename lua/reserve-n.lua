@@ -164,11 +164,10 @@ local function decide(leg)
 end
 
 local function audit_leg(leg, d)
-  audit(audit_key, maxlen, {op = 'reserve', order_id = leg.id, by = actor, code = d[1],
+  audit(audit_key, maxlen, about({op = 'reserve', order_id = leg.id, by = actor, code = d[1],
     scope = d[2], limit = d[3], used = d[4], req = d[5], notional = d[6], shadow = d[8],
-    account = leg.ids[3], strategy = leg.ids[4], trader = leg.ids[5], sym = leg.sym,
     side = leg.side, qty = leg.qty, pn = leg.pn, ps = leg.ps, venue = leg.venue,
-    basket = basket ~= '' and basket or nil})
+    basket = basket ~= '' and basket or nil}, leg.scopes, leg.sym))
 end
 
 local function commit(plans)
@@ -239,8 +238,8 @@ for i = 1, nlegs do
     -- Only an order this very basket reserved replays; any other use of the id is a clash.
     if seen[1] ~= legs[i].fp or seen[3] ~= basket then
       local d = reject_array(R.DUPLICATE_ORDER_ID)
-      audit(audit_key, maxlen, {op = 'basket', basket = basket, by = actor, code = d[1], leg = i,
-        order_id = legs[i].id})
+      audit(audit_key, maxlen, about({op = 'basket', basket = basket, by = actor, code = d[1],
+        leg = i, order_id = legs[i].id}, legs[i].scopes, legs[i].sym))
       return {d[1], i, d}
     end
     local d = cmsgpack.unpack(seen[2])
@@ -256,10 +255,23 @@ if replays == nlegs then
 end
 
 local plans, decisions = {}, {}
+-- A basket record names its failing leg's nodes, or (leg 0) the firm and every desk of its legs.
+local function about_basket(record, leg)
+  if leg > 0 then return about(record, legs[leg].scopes, legs[leg].sym) end
+  local desks, seen = {}, {}
+  for _, l in ipairs(legs) do
+    if not seen[l.ids[2]] then
+      seen[l.ids[2]] = true
+      desks[#desks + 1] = l.ids[2]
+    end
+  end
+  record.firm, record.desks = legs[1].ids[1], desks
+  return record
+end
 local function basket_reject(code, leg, d, extra)
-  audit(audit_key, maxlen, {op = 'basket', basket = basket, by = actor, code = code, leg = leg,
-    scope = d and d[2], limit = d and d[3], used = d and d[4], req = d and d[5],
-    legs = nlegs, order_id = leg > 0 and legs[leg].id or nil})
+  audit(audit_key, maxlen, about_basket({op = 'basket', basket = basket, by = actor, code = code,
+    leg = leg, scope = d and d[2], limit = d and d[3], used = d and d[4], req = d and d[5],
+    legs = nlegs, order_id = leg > 0 and legs[leg].id or nil}, leg))
   local out = {code, leg}
   for i, x in ipairs(decisions) do out[2 + i] = x end
   if extra then out[#out + 1] = extra end
@@ -300,8 +312,8 @@ end
 commit(plans)
 for i, plan in ipairs(plans) do audit_leg(plan.leg, plan.d) end
 -- A shadow basket limit is evaluated, not enforced: the audit keeps what it saw.
-audit(audit_key, maxlen, {op = 'basket', basket = basket, by = actor, code = R.OK, leg = 0,
-  legs = nlegs, shadow = #out.shadow > 0 and out.shadow or nil})
+audit(audit_key, maxlen, about_basket({op = 'basket', basket = basket, by = actor, code = R.OK,
+  leg = 0, legs = nlegs, shadow = #out.shadow > 0 and out.shadow or nil}, 0))
 local result = {R.OK, 0}
 for i = 1, nlegs do result[2 + i] = decisions[i] end
 return result

@@ -288,7 +288,9 @@ def test_utilization_json_for_a_scope(run: Run, ledger: Ledger) -> None:
     gross = rows[("desk:EQ-CASH", "max_gross_notional")]
     assert gross == {"scope": "desk:EQ-CASH", "limit_name": "max_gross_notional",
                      "used": 1872500, "limit": 1000000000, "percent": 0.19, "shadow": False,
-                     "unit": "minor", "used_major": "18725.00", "limit_major": "10000000.00"}
+                     "unit": "minor", "used_major": "18725.00", "limit_major": "10000000.00",
+                     "policy_limit": 1000000000, "policy_limit_major": "10000000.00",
+                     "override": None, "factor": None}
     assert rows[("desk:EQ-CASH", "max_open_orders")]["unit"] == "count"
     assert rows[("desk:EQ-CASH", "max_open_orders")]["used"] == 1
     assert rows[("trader:T-BOB", "max_net_notional")]["shadow"] is True
@@ -371,7 +373,8 @@ def test_check_ok(run: Run, ledger: Ledger) -> None:
     result = run("check")
     assert result.exit_code == 0
     assert result.stdout == "OK: 5 nodes and 1 orders checked, no breach\n"
-    assert _json(run("check", "--json")) == {"ok": True, "nodes": 5, "orders": 1, "breaches": []}
+    assert _json(run("check", "--json")) == {
+        "ok": True, "nodes": 5, "orders": 1, "breaches": [], "over": []}
 
 
 def test_check_without_a_policy_exits_1_saying_so(run: Run, redis_client: redis.Redis) -> None:

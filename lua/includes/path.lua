@@ -83,6 +83,16 @@ local function load_order(order_key)
       'trader:' .. p[5]}}
 end
 
+-- Tags an audit record with the nodes and symbol it concerns, so that a
+-- reader scoped to some desks (the dashboard of a desk head) can pick its own.
+local function about(record, scopes, sym)
+  for i, k in ipairs({'firm', 'desk', 'account', 'strategy', 'trader'}) do
+    record[k] = string.match(scopes[i], '^[^:]*:(.*)$')
+  end
+  record.sym = sym
+  return record
+end
+
 -- The order's entries in the open-order index: desk, account, strategy, trader.
 local function open_members(o, order_id)
   local m = {}

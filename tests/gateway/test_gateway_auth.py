@@ -108,7 +108,9 @@ def test_query_and_cookie_tokens_are_refused_outside_the_dashboard(client, token
         ("account:ACC-3", 403),
         ("firm:ACME", 403),
         ("global", 403),
-        ("trader:T-ALICE", 403),
+        # Wholly on EQ-CASH (ACC-1); T-BOB also trades EQ-DERIV's ACC-3.
+        ("trader:T-ALICE", 200),
+        ("trader:T-BOB", 403),
         ("desk:NOPE", 403),
     ],
 )

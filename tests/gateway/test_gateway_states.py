@@ -43,13 +43,14 @@ def test_ops_disables_and_re_enables_and_the_token_is_who(client, auth, ledger):
 
 
 def test_get_states_shows_an_automatic_disable_with_its_cause(client, auth, redis_client):
-    _auto_disable(redis_client, "strategy:STAT-ARB", by="system:fill-throttle")
+    # MM-1 trades EQ-CASH only, the desk of the desk-head token.
+    _auto_disable(redis_client, "strategy:MM-1", by="system:fill-throttle")
     for role in ("ops", "desk-head"):
         r = client.get("/v1/states", headers=auth(role))
         assert r.status_code == 200
         (s,) = r.json["states"]
         assert (s["scope"], s["firm"], s["state"], s["source"]) == (
-            "strategy:STAT-ARB",
+            "strategy:MM-1",
             "ACME",
             "disabled",
             "runtime",
