@@ -543,6 +543,13 @@ def storm_drill(
         )
     path = _path(policy, t)
     caps = _message_caps(path)
+    if caps and caps[0][2] + 1 > max_orders:
+        scope, window, cap = caps[0]
+        raise InvalidInput(
+            "max_orders",
+            f"the tightest window ({scope} {window}) admits {cap}; send at least "
+            f"{cap + 1} (--max {cap + 1})",
+        )
     price, _ = _reference(lg, t)
     price = price or "1"
     run.audit("started")
@@ -554,12 +561,6 @@ def storm_drill(
             )
         else:
             scope, window, cap = caps[0]
-            if cap + 1 > max_orders:
-                raise InvalidInput(
-                    "max_orders",
-                    f"the tightest window ({scope} {window}) admits {cap}; send at least "
-                    f"{cap + 1} (--max {cap + 1})",
-                )
             _burst(run, gws, price, min(max_orders, cap + max(5, cap // 10)), cap, placed)
             ratio = [n for n in path if n.limits.cancel_to_new is not None]
             if ratio:

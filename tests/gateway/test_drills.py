@@ -247,3 +247,16 @@ def test_drill_flags_parse_and_survive_a_load(live: tuple[Deployment, str, str])
             "account:ACC-D": True,
             "account:ACC-D2": True,
         }
+
+
+def test_storm_drill_refuses_a_burst_too_small_to_prove_anything(
+    live: tuple[Deployment, str, str],
+) -> None:
+    d, token, _ = live
+    result = drill(d, token, "storm", "--account", "ACC-D", "--max", "5")
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "Error: max_orders: the tightest window (strategy:DRILL-S messages.all.per_second) "
+        "admits 5; send at least 6 (--max 6)"
+    )
+    assert drill_audits(d, "DRILL") == []
