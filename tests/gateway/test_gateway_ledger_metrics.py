@@ -3,6 +3,8 @@ archive lag and replication, read from a real server (the fake clock moves its t
 
 from __future__ import annotations
 
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -299,3 +301,45 @@ def test_gunicorn_workers_do_not_add_up_the_ledger_gauges(
             )
     finally:
         stop([proc])
+
+
+def test_replication_state_of_a_primary_and_its_replica(
+    server: Any, ledger: Ledger, tmp_path: Path
+) -> None:
+    """A real replica of the session's server: the primary reports it, the replica its link."""
+    port = free_port()
+    replica = subprocess.Popen(
+        [server.executable, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+        + ["--appendonly", "no", "--dir", str(tmp_path)]
+        + ["--replicaof", server.host, str(server.port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    primary = create_app(
+        {"REDIS_URL": f"redis://{server.host}:{server.port}/0", "METRICS_CACHE_MS": 0}
+    )
+    secondary = create_app({"REDIS_URL": f"redis://127.0.0.1:{port}/0", "METRICS_CACHE_MS": 0})
+    name = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            m = scrape(primary.test_client())
+            if value(m, "ledger_redis_connected_replicas") == 1:
+                break
+            assert time.monotonic() < deadline, "the replica did not connect"
+            time.sleep(0.1)
+        assert value(m, "ledger_redis_role", role="primary") == 1
+        assert value(m, "ledger_redis_replica_lag_seconds", replica=name) is not None
+        assert value(m, "ledger_redis_replica_behind_bytes", replica=name) is not None
+        while True:
+            r = scrape(secondary.test_client())
+            if value(r, "ledger_redis_primary_link_up") == 1:
+                break
+            assert time.monotonic() < deadline, "the replica's link did not come up"
+            time.sleep(0.1)
+        assert value(r, "ledger_redis_role", role="replica") == 1
+        # The replica holds the same ledger: its gauges read the same policy.
+        assert value(r, "ledger_policy_revision") == value(m, "ledger_policy_revision")
+    finally:
+        replica.terminate()
+        replica.wait(timeout=10)
