@@ -21,6 +21,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from gateway import ledger_metrics
+
 __all__ = ["Metrics", "init_app", "get", "exposition"]
 
 #: Seconds; a decision is one Redis round trip, so most land in the first buckets.
@@ -71,6 +73,7 @@ def multiprocess_mode() -> bool:
 
 def init_app(app: Flask) -> None:
     app.extensions["metrics"] = Metrics(CollectorRegistry(auto_describe=True))
+    ledger_metrics.init_app(app)
 
 
 def get() -> Metrics:
@@ -79,9 +82,13 @@ def get() -> Metrics:
 
 
 def exposition() -> tuple[bytes, str]:
-    """The text format of every metric: summed over worker processes in multiprocess mode."""
+    """The text format of every metric: summed over worker processes in multiprocess mode.
+
+    The ledger's gauges are read by this process alone and appended, never summed.
+    """
     if multiprocess_mode():
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(get().registry), CONTENT_TYPE_LATEST
+    else:
+        registry = get().registry
+    return generate_latest(registry) + ledger_metrics.exposition(), CONTENT_TYPE_LATEST

@@ -25,6 +25,7 @@ import redis
 from ledger import cli_format as fmt
 from ledger.audit_follow import AuditFollower
 from ledger.cancels import cancel_instructions
+from ledger.cli_drill import drill
 from ledger.cli_override import override, stress
 from ledger.cli_prices import prices, symbol
 from ledger.cli_state import strategy
@@ -492,6 +493,7 @@ cli.add_command(symbol)
 cli.add_command(strategy)
 cli.add_command(override)
 cli.add_command(stress)
+cli.add_command(drill)
 
 
 def main() -> None:

@@ -132,6 +132,9 @@ class Node:
     #: For accounts: the symbols and venues it may trade; None means not restricted.
     symbols: frozenset[str] | None = None
     venues: frozenset[str] | None = None
+    #: Firms and accounts set aside for drills (``ledger drill``); an account of a
+    #: drill firm is one too.
+    drill: bool = False
 
     @property
     def scope(self) -> str:
@@ -385,19 +388,33 @@ class _Parser:
             self.nodes[node.scope] = node
 
     def firm(self, value: object, where: str) -> None:
-        spec = self.mapping(value, where, ("id", "limits", "desks"))
+        spec = self.mapping(value, where, ("id", "limits", "desks", "drill"))
         if spec is None:
             return
         firm_id = self.ident(spec.get("id"), f"{where}.id")
         limits = self.limits(spec.get("limits"), f"{where}.limits", "firm")
+        drill = self.drill(spec, where)
         if firm_id is not None:
-            self.add(Node("firm", firm_id, firm_id, limits), where)
+            self.add(Node("firm", firm_id, firm_id, limits, drill=drill), where)
         # Below a bad id the nodes are still checked (one run reports every
         # problem) but not added.
         for j, desk in enumerate(self.sequence(spec.get("desks"), f"{where}.desks")):
-            self.desk(desk, f"{where}.desks[{j}]", firm_id)
+            self.desk(desk, f"{where}.desks[{j}]", firm_id, drill)
 
-    def desk(self, value: object, where: str, firm_id: str | None) -> None:
+    def drill(self, spec: Mapping[str, Any], where: str, firm_drill: bool = False) -> bool:
+        value = spec.get("drill", firm_drill)
+        if not isinstance(value, bool):
+            self.fail(f"{where}.drill", f"must be true or false, got {_describe(value)}")
+            return firm_drill
+        if firm_drill and not value:
+            # Drill orders count against the firm: a real account there would share them.
+            self.fail(f"{where}.drill", "every account of a drill firm is a drill account")
+            return True
+        return value
+
+    def desk(
+        self, value: object, where: str, firm_id: str | None, firm_drill: bool = False
+    ) -> None:
         spec = self.mapping(value, where, ("id", "limits", "accounts"))
         if spec is None:
             return
@@ -407,7 +424,9 @@ class _Parser:
             self.add(Node("desk", desk_id, firm_id, limits, parent=f"firm:{firm_id}"), where)
         for k, account in enumerate(self.sequence(spec.get("accounts"), f"{where}.accounts")):
             here = f"{where}.accounts[{k}]"
-            aspec = self.mapping(account, here, ("id", "limits", "state", "symbols", "venues"))
+            aspec = self.mapping(
+                account, here, ("id", "limits", "state", "symbols", "venues", "drill")
+            )
             if aspec is None:
                 continue
             account_id = self.ident(aspec.get("id"), f"{here}.id")
@@ -415,6 +434,7 @@ class _Parser:
             state = self.state(aspec, here)
             symbols = self.entitled_symbols(aspec, here)
             venues = self.venues(aspec, here)
+            drill = self.drill(aspec, here, firm_drill)
             if account_id is None:
                 continue
             if firm_id is None or desk_id is None:
@@ -429,6 +449,7 @@ class _Parser:
                     state=state,
                     symbols=symbols,
                     venues=venues,
+                    drill=drill,
                 )
                 self.add(node, here)
 

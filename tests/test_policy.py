@@ -51,6 +51,11 @@ EXPECTED: dict[str, list[str]] = {
         f"firms[0].desks[0].accounts[1].id: {_ID_RULE} a string '-ACC-2'",
     ],
     "missing_id": ["firms[0].desks[0].accounts[0].id: is required"],
+    "drill_flag": [
+        "firms[0].desks[0].accounts[0].drill: must be true or false, got a string 'yes'",
+        "firms[1].drill: must be true or false, got int 1",
+        "firms[2].desks[0].accounts[0].drill: every account of a drill firm is a drill account",
+    ],
     "node_not_a_mapping": [
         "firms[0].desks[0].accounts[0]: must be a mapping, got a string 'ACC-1'"
     ],

@@ -1,0 +1,198 @@
+"""``ledger drill kill|storm|entitlement|collar``: prove the controls hold on a live deployment.
+
+Probes go through the gateways named with ``--gateway URL`` (repeatable) with
+an ``order-entry`` token (``--token`` or ``LEDGER_DRILL_TOKEN``), on a drill
+account of the policy (:mod:`ledger.drills`). Exit codes: 0 every control
+held, 1 bad input or a control that did not hold, 2 ledger unavailable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from ledger import cli_format as fmt
+from ledger.client import Ledger
+from ledger.drills import (
+    MAX_BURST,
+    DrillReport,
+    Gateway,
+    collar_drill,
+    entitlement_drill,
+    kill_drill,
+    storm_drill,
+)
+
+__all__ = ["drill"]
+
+EXIT_NOT_HELD = 1
+
+
+def _ledger() -> Ledger:
+    # The root command's settings own the connection (ledger.cli imports this module).
+    ledger: Ledger = click.get_current_context().find_root().obj.ledger()
+    return ledger
+
+
+def report_lines(r: DrillReport) -> list[str]:
+    t = r.target
+    lines = [
+        f"drill {r.drill} {r.run_id} by {r.by}: {'HELD' if r.held else 'FAILED'}",
+        f"target: firm {t.firm}, desk {t.desk}, account {t.account} (strategy {t.strategy}, "
+        f"trader {t.trader}, symbol {t.symbol}); scope {r.scope}",
+    ]
+    rows = [
+        [
+            p.gateway,
+            p.case,
+            p.expected,
+            p.reason or "-",
+            str(p.status) if p.status is not None else "-",
+            f"{p.ms:.1f}",
+            "yes" if p.held else "NO",
+            p.note,
+        ]
+        for p in r.probes
+    ]
+    if rows:
+        headers = ["gateway", "probe", "expected", "got", "status", "ms", "held", "note"]
+        lines.append(fmt.table(headers, rows, right={4, 5}))
+    lines += [f"note: {n}" for n in r.notes]
+    lines += [f"FAILED: {f}" for f in r.failures]
+    return lines
+
+
+def _run(as_json: bool, go: Callable[[], DrillReport]) -> None:
+    report = go()
+    click.echo(fmt.to_json(report.to_dict()) if as_json else "\n".join(report_lines(report)))
+    if not report.held:
+        raise click.exceptions.Exit(EXIT_NOT_HELD)
+
+
+def _options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(
+        (
+            click.option(
+                "--gateway",
+                "gateways",
+                multiple=True,
+                required=True,
+                help="Base URL of a gateway; repeat for each one.",
+            ),
+            click.option(
+                "--token",
+                envvar="LEDGER_DRILL_TOKEN",
+                required=True,
+                help="An order-entry token (env LEDGER_DRILL_TOKEN).",
+            ),
+            click.option("--by", required=True, help="Who runs the drill (audited)."),
+            click.option("--account", default=None, help="The drill account (default: the first)."),
+            click.option(
+                "--http-timeout",
+                "http_timeout_s",
+                type=click.FloatRange(min=0, min_open=True),
+                default=5.0,
+                show_default=True,
+                help="Seconds a gateway may take to answer.",
+            ),
+            click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts."),
+        )
+    ):
+        fn = option(fn)
+    return fn
+
+
+def _gateways(urls: tuple[str, ...], token: str, timeout_s: float) -> list[Gateway]:
+    return [Gateway(url, token, timeout_s) for url in urls]
+
+
+@click.group()
+def drill() -> None:
+    """Drills on a drill account: kill, storm, entitlement, collar (README "Drills")."""
+
+
+@drill.command("kill")
+@_options
+@click.option("--scope", default=None, help="What to kill (default: the drill account).")
+def kill_cmd(
+    gateways: tuple[str, ...],
+    token: str,
+    by: str,
+    account: str | None,
+    http_timeout_s: float,
+    as_json: bool,
+    scope: str | None,
+) -> None:
+    """Kill, prove every gateway refuses a probe (time to refuse), lift the kill."""
+    gws = _gateways(gateways, token, http_timeout_s)
+    _run(as_json, lambda: kill_drill(_ledger(), gws, by=by, account=account, scope=scope))
+
+
+@drill.command("storm")
+@_options
+@click.option(
+    "--max",
+    "max_orders",
+    type=click.IntRange(1, MAX_BURST),
+    default=1000,
+    show_default=True,
+    help="Most new orders (and cancels) the drill sends.",
+)
+@click.option(
+    "--max-wait",
+    "max_wait_s",
+    type=click.FloatRange(min=0),
+    default=15.0,
+    show_default=True,
+    help="Seconds the cancel phase may wait for the message windows.",
+)
+def storm_cmd(
+    gateways: tuple[str, ...],
+    token: str,
+    by: str,
+    account: str | None,
+    http_timeout_s: float,
+    as_json: bool,
+    max_orders: int,
+    max_wait_s: float,
+) -> None:
+    """A bounded burst: MESSAGE_RATE must stop it, then CANCEL_RATIO where configured."""
+    gws = _gateways(gateways, token, http_timeout_s)
+    _run(
+        as_json,
+        lambda: storm_drill(
+            _ledger(), gws, by=by, account=account, max_orders=max_orders, max_wait_s=max_wait_s
+        ),
+    )
+
+
+@drill.command("entitlement")
+@_options
+def entitlement_cmd(
+    gateways: tuple[str, ...],
+    token: str,
+    by: str,
+    account: str | None,
+    http_timeout_s: float,
+    as_json: bool,
+) -> None:
+    """Probes breaking an entitlement must be refused with NOT_ENTITLED."""
+    gws = _gateways(gateways, token, http_timeout_s)
+    _run(as_json, lambda: entitlement_drill(_ledger(), gws, by=by, account=account))
+
+
+@drill.command("collar")
+@_options
+def collar_cmd(
+    gateways: tuple[str, ...],
+    token: str,
+    by: str,
+    account: str | None,
+    http_timeout_s: float,
+    as_json: bool,
+) -> None:
+    """A probe priced beyond the collar must be refused with PRICE_COLLAR."""
+    gws = _gateways(gateways, token, http_timeout_s)
+    _run(as_json, lambda: collar_drill(_ledger(), gws, by=by, account=account))
