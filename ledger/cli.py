@@ -25,6 +25,7 @@ import redis
 from ledger import cli_format as fmt
 from ledger.audit_follow import AuditFollower
 from ledger.cancels import cancel_instructions
+from ledger.cli_exposure import exposure
 from ledger.cli_override import override, stress
 from ledger.cli_prices import prices, symbol
 from ledger.cli_state import strategy
@@ -481,6 +482,7 @@ def check(settings: Settings, as_json: bool) -> None:
         click.get_current_context().exit(EXIT_BAD_INPUT)
 
 
+policy.add_command(exposure)
 cli.add_command(token)
 cli.add_command(prices)
 cli.add_command(symbol)
