@@ -26,6 +26,7 @@ from ledger import cli_format as fmt
 from ledger.audit_follow import AuditFollower
 from ledger.cancels import cancel_instructions
 from ledger.cli_drill import drill
+from ledger.cli_exposure import exposure
 from ledger.cli_override import override, stress
 from ledger.cli_prices import prices, symbol
 from ledger.cli_state import strategy
@@ -487,6 +488,7 @@ def check(settings: Settings, as_json: bool) -> None:
         click.get_current_context().exit(EXIT_BAD_INPUT)
 
 
+policy.add_command(exposure)
 cli.add_command(token)
 cli.add_command(prices)
 cli.add_command(symbol)
