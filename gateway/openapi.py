@@ -602,6 +602,13 @@ def document() -> dict[str, Any]:
                             "type": "boolean",
                             "description": "The stored answer of an identical earlier order.",
                         },
+                        "state": {
+                            "type": ["string", "null"],
+                            "enum": ["open", "filled", "released", "rejected", None],
+                            "description": "New orders and replays: what the order is now. "
+                            "A replay of an order since filled or released is ORDER_CLOSED "
+                            "(409), never an acceptance.",
+                        },
                         "shadow": {
                             "type": "array",
                             "items": {"type": "object"},
@@ -852,11 +859,22 @@ def document() -> dict[str, Any]:
                         "Order",
                         ("201", "Accepted and reserved.", "Decision"),
                         {
+                            "200": _resp(
+                                "A replay of an identical earlier order that is still open "
+                                "(replayed true, state open): nothing new was reserved.",
+                                "Decision",
+                            ),
                             "403": _resp(
                                 "Rejected by a control (KILL_SWITCH, GROSS_LIMIT, ...), "
                                 "or the token's role is not order-entry.",
                                 "Decision",
-                            )
+                            ),
+                            "409": _resp(
+                                "ORDER_CLOSED: a replay of an identical earlier order that "
+                                "has since been filled or released (state says which); "
+                                "nothing is reserved for it.",
+                                "Decision",
+                            ),
                         },
                     ),
                 }
@@ -868,11 +886,22 @@ def document() -> dict[str, Any]:
                         "Basket",
                         ("201", "Every order accepted and reserved.", "BasketDecision"),
                         {
+                            "200": _resp(
+                                "A replay of an identical earlier basket whose legs are all "
+                                "still open: nothing new was reserved.",
+                                "BasketDecision",
+                            ),
                             "403": _resp(
                                 "Rejected: one leg failed a control (named by leg and "
                                 "failing_order), or BASKET_LIMIT; nothing was reserved.",
                                 "BasketDecision",
-                            )
+                            ),
+                            "409": _resp(
+                                "ORDER_CLOSED: a replay of an identical earlier basket with "
+                                "a leg since filled or released (named by leg and "
+                                "failing_order, with its state).",
+                                "BasketDecision",
+                            ),
                         },
                     ),
                 }

@@ -1,7 +1,9 @@
 """``/v1/orders``: the pre-trade check and an order's life after it (order-entry role).
 
-Status codes follow the decision's reason: accepted 201 (new order) or 200;
-``INVALID_ORDER`` 400; ``UNKNOWN_ORDER`` 404; ``ORDER_CLOSED`` 409;
+Status codes follow the decision's reason: accepted 201 (new order) or 200
+(anything else, and the replay of an order still open); ``INVALID_ORDER`` 400;
+``UNKNOWN_ORDER`` 404; ``ORDER_CLOSED`` 409 (also the replay of an order since
+filled or released: ``state`` says which);
 ``RISK_UNAVAILABLE`` 503 (fail closed: nothing the ledger did not reserve is
 ever accepted); any other reject, a control said no, 403.
 """
@@ -71,7 +73,9 @@ def _answer(decision: Decision, ok_status: int = 200) -> Response:
 def reserve() -> Response:
     """Check and reserve a new order."""
     fields = take(read_body(), ORDER_FIELDS, ORDER_OPTIONAL)
-    return _answer(get_ledger().reserve(Order(**fields), actor=g.principal.name), ok_status=201)
+    decision = get_ledger().reserve(Order(**fields), actor=g.principal.name)
+    # A replay created nothing: 200 while the order is open, 409 once it is closed.
+    return _answer(decision, ok_status=200 if decision.replayed else 201)
 
 
 @bp.post("/<path:order_id>/replace")

@@ -10,6 +10,7 @@ routed, a decision is exactly one round trip.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -85,6 +86,16 @@ MAX_BASKET_LEGS = 500
 _COMMON_ARGS = 4
 
 
+def _fresh_state(decision: Decision) -> Decision:
+    """A reserve decided now (not replayed) says what the order is: open or rejected.
+
+    DUPLICATE_ORDER_ID speaks of another order under that id: no state.
+    """
+    if decision.replayed or decision.reason is Reason.DUPLICATE_ORDER_ID:
+        return decision
+    return dataclasses.replace(decision, state="open" if decision.accepted else "rejected")
+
+
 def _basket_result(basket_id: str, orders: list[Order], raw: list[Any]) -> BasketDecision:
     code, leg = Reason(_s(raw[0])), int(raw[1])
     decided = raw[2:]
@@ -101,6 +112,20 @@ def _basket_result(basket_id: str, orders: list[Order], raw: list[Any]) -> Baske
         return BasketDecision(
             basket_id, False, code, 0, legs, _s(tail[1]), tail[2], tail[3], tail[4]
         )
+    if code is Reason.OK and legs and all(d.replayed for d in legs):
+        # A replay: the basket is live only while every leg is still open.
+        for i, d in enumerate(legs, start=1):
+            if d.reason is Reason.ORDER_CLOSED:
+                message = (
+                    f"basket {basket_id} was reserved by an earlier identical call; "
+                    f"leg {i} ({d.order_id}) is {d.state} now"
+                )
+                return BasketDecision(
+                    basket_id, False, Reason.ORDER_CLOSED, i, legs[:i], message=message
+                )
+    elif code is Reason.OK:
+        # Reserved now: every leg is open (a rejected basket leaves nothing behind).
+        legs = tuple(dataclasses.replace(d, state="open") for d in legs)
     return BasketDecision(basket_id, code is Reason.OK, code, leg, legs)
 
 
@@ -358,7 +383,7 @@ class Ledger:
         return [k.order(firm, valid.order.order_id), k.duplicate(firm, valid.duplicate_key)]
 
     def _decided(self, order_id: str, firm: str, raw: list[Any]) -> Decision:
-        decision = Decision.from_script(order_id, raw)
+        decision = _fresh_state(Decision.from_script(order_id, raw))
         if decision.accepted:
             self._remember(order_id, firm)
         return decision

@@ -8,6 +8,7 @@ from typing import Any
 from ledger.reasons import Reason
 
 __all__ = [
+    "CLOSED_STATES",
     "Breach",
     "Decision",
     "FillResult",
@@ -16,6 +17,10 @@ __all__ = [
     "UtilizationRow",
     "Kill",
 ]
+
+
+#: States of an order that holds no reservation any more.
+CLOSED_STATES = frozenset({"filled", "released"})
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,10 @@ class Decision:
     shadow: tuple[Breach, ...] = ()
     #: Human-readable detail, e.g. which input was malformed.
     message: str = ""
+    #: What the order is now, on a reserve: ``open`` once accepted; on a replay the
+    #: stored order's state (``open``, ``filled``, ``released``, ``rejected``);
+    #: None for other operations and for input refused before reaching the ledger.
+    state: str | None = None
 
     @classmethod
     def reject(
@@ -61,10 +70,24 @@ class Decision:
     @classmethod
     def from_script(cls, order_id: str, raw: list[Any]) -> Decision:
         reason = Reason(_text(raw[0]))
+        end = 8 + 5 * int(raw[7])
         shadow = tuple(
             Breach(Reason(_text(raw[i])), _text(raw[i + 1]), raw[i + 2], raw[i + 3], raw[i + 4])
-            for i in range(8, 8 + 5 * int(raw[7]), 5)
+            for i in range(8, end, 5)
         )
+        # A replay carries the order's state now (lua/reserve-n.lua).
+        state = _text(raw[end]) if len(raw) > end else None
+        message = ""
+        if bool(raw[6]) and state in CLOSED_STATES:
+            # The first answer was an acceptance, but nothing is reserved any
+            # more: a retry must not read as one.
+            why = _text(raw[end + 1]) if len(raw) > end + 1 else ""
+            reason = Reason.ORDER_CLOSED
+            message = (
+                f"order {order_id} was reserved by an earlier identical call and is {state}"
+                + (f" ({why})" if why else "")
+                + " now; nothing is reserved for it"
+            )
         return cls(
             order_id=order_id,
             accepted=reason is Reason.OK,
@@ -76,6 +99,8 @@ class Decision:
             notional=int(raw[5]),
             replayed=bool(raw[6]),
             shadow=shadow,
+            message=message,
+            state=state,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -89,6 +114,7 @@ class Decision:
             "requested": self.requested,
             "notional": self.notional,
             "replayed": self.replayed,
+            "state": self.state,
             "shadow": [
                 {
                     "reason": b.reason.value,

@@ -28,6 +28,8 @@
     [6] order notional, minor units
     [7] 1 if this is the stored decision of an earlier identical call
     [8] number of shadow breaches, then 5 fields each: code, scope, limit, used, requested
+    then, on a replay only: the order's state now (open, filled, released,
+    rejected) and the release reason ("" if none)
   For a basket: {code, failing leg (1-based, 0 for none), then the decision
     arrays of the legs decided, the failing one last (a leg refused before
     any was decided, DUPLICATE_ORDER_ID, comes alone)}; BASKET_LIMIT has leg
@@ -202,16 +204,25 @@ local function commit(plans)
   rcall('ZADD', open_key, unpack(members))
 end
 
+-- The stored first decision of an order id, marked replayed, followed by what
+-- the order is now (its state and, once released, why): a retry must never
+-- read a dead order as live.
+local function replayed(dec, st, why)
+  local d = cmsgpack.unpack(dec)
+  d[7] = 1
+  d[#d + 1] = st
+  d[#d + 1] = why or ''
+  return d
+end
+
 -- A single order: rejects are remembered with the order id, except those a
 -- policy load or a routing refresh may cure.
 if basket == '' then
   local leg = leg_of(1)
-  local seen = rcall('HMGET', leg.order_key, 'fp', 'dec')
+  local seen = rcall('HMGET', leg.order_key, 'fp', 'dec', 'st', 'why')
   if seen[1] then
     if seen[1] == leg.fp then
-      local d = cmsgpack.unpack(seen[2])
-      d[7] = 1
-      return d
+      return replayed(seen[2], seen[3], seen[4])
     end
     local d = reject_array(R.DUPLICATE_ORDER_ID)
     audit_leg(leg, d)
@@ -234,7 +245,7 @@ end
 local legs, stored, replays = {}, {}, 0
 for i = 1, nlegs do
   legs[i] = leg_of(i)
-  local seen = rcall('HMGET', legs[i].order_key, 'fp', 'dec', 'bk')
+  local seen = rcall('HMGET', legs[i].order_key, 'fp', 'dec', 'bk', 'st', 'why')
   if seen[1] then
     -- Only an order this very basket reserved replays; any other use of the id is a clash.
     if seen[1] ~= legs[i].fp or seen[3] ~= basket then
@@ -243,9 +254,7 @@ for i = 1, nlegs do
         order_id = legs[i].id})
       return {d[1], i, d}
     end
-    local d = cmsgpack.unpack(seen[2])
-    d[7] = 1
-    stored[i] = d
+    stored[i] = replayed(seen[2], seen[4], seen[5])
     replays = replays + 1
   end
 end
