@@ -100,7 +100,8 @@ def _basket_result(basket_id: str, orders: list[Order], raw: list[Any]) -> Baske
     code, leg = Reason(_s(raw[0])), int(raw[1])
     decided = raw[2:]
     tail: list[Any] | None = None
-    if code is Reason.BASKET_LIMIT:
+    # A basket total (BASKET_LIMIT, or INVALID_ORDER when it would lose exactness) comes last.
+    if code is Reason.BASKET_LIMIT or (code is Reason.INVALID_ORDER and leg == 0):
         decided, tail = decided[:-1], decided[-1]
     # The decided legs end with the failing one; a leg refused before any
     # other was decided comes alone.
@@ -109,8 +110,9 @@ def _basket_result(basket_id: str, orders: list[Order], raw: list[Any]) -> Baske
         Decision.from_script(o.order_id, d) for o, d in zip(orders[first:], decided, strict=False)
     )
     if tail is not None:
+        message = _s(tail[8]) if len(tail) > 8 else ""
         return BasketDecision(
-            basket_id, False, code, 0, legs, _s(tail[1]), tail[2], tail[3], tail[4]
+            basket_id, False, code, 0, legs, _s(tail[1]), tail[2], tail[3], tail[4], message
         )
     if code is Reason.OK and legs and all(d.replayed for d in legs):
         # A replay: the basket is live only while every leg is still open.
@@ -629,6 +631,7 @@ class Ledger:
             bool(raw[5]),
             bool(raw[6]),
             bool(raw[7]),
+            _s(raw[8]) if len(raw) > 8 else "",
         )
 
     # -- kill switches ------------------------------------------------------------

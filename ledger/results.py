@@ -75,9 +75,13 @@ class Decision:
             Breach(Reason(_text(raw[i])), _text(raw[i + 1]), raw[i + 2], raw[i + 3], raw[i + 4])
             for i in range(8, end, 5)
         )
-        # A replay carries the order's state now (lua/reserve-n.lua).
-        state = _text(raw[end]) if len(raw) > end else None
-        message = ""
+        state, message = None, ""
+        if reason is Reason.INVALID_ORDER and len(raw) > end:
+            # A stored sum would have lost exactness: the script names it.
+            message = _text(raw[end])
+        elif len(raw) > end:
+            # A replay carries the order's state now (lua/reserve-n.lua).
+            state = _text(raw[end])
         if bool(raw[6]) and state in CLOSED_STATES:
             # The first answer was an acceptance, but nothing is reserved any
             # more: a retry must not read as one.
@@ -190,6 +194,8 @@ class FillResult:
     overfill: bool = False
     #: This fill tripped the strategy's fill throttle and disabled it.
     disabled_strategy: bool = False
+    #: Why a fill was refused (e.g. a sum that would lose exactness).
+    message: str = ""
 
     @property
     def ok(self) -> bool:
@@ -208,6 +214,7 @@ class FillResult:
             "fill_notional": self.fill_notional,
             "duplicate": self.duplicate,
             "overfill": self.overfill,
+            "message": self.message,
         }
 
 

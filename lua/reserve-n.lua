@@ -38,7 +38,8 @@
     UNKNOWN_SYMBOL, STRATEGY_DISABLED, SYMBOL_HALTED, REFERENCE_PRICE_STALE,
     PRICE_COLLAR, DUPLICATE_ORDER_ID, DUPLICATE_ORDER, REDUCE_ONLY, MAX_ORDER_QTY,
     MAX_ORDER_NOTIONAL, OPEN_ORDERS_LIMIT, GROSS_LIMIT, NET_LIMIT, CONCENTRATION_LIMIT,
-    DAILY_LOSS_LIMIT, MESSAGE_RATE, CANCEL_RATIO, BASKET_LIMIT
+    DAILY_LOSS_LIMIT, MESSAGE_RATE, CANCEL_RATIO, BASKET_LIMIT, INVALID_ORDER (a stored
+    sum would pass 2^53 - 1: refused, not remembered, the message last)
 ]]
 --- @include "common"
 --- @include "money"
@@ -154,12 +155,14 @@ local function decide(leg)
 
   local oi = open_ix(side)
   for i, nd in ipairs(path) do
-    nd.agg[oi] = nd.agg[oi] + amount
-    nd.agg[5] = nd.agg[5] + 1
+    nd.agg[oi] = exact_add(nd.agg[oi], amount, NODE_SUMS[oi], nd.scope)
+    nd.agg[5] = exact_add(nd.agg[5], 1, NODE_SUMS[5], nd.scope)
     local p = pos[i]
-    p[oi] = p[oi] + amount
-    p[4 + oi] = p[4 + oi] + qty
+    p[oi] = exact_add(p[oi], amount, POSITION_SUMS[oi], pkeys[i])
+    p[4 + oi] = exact_add(p[4 + oi], qty, POSITION_SUMS[4 + oi], pkeys[i])
   end
+  -- Refused, not remembered: the shared state it touched is never written.
+  if inexact then return inexact_reject(amount), nil, true end
   count_messages(path, now, 9)
   if window > 0 then fresh_dups[leg.dup_key] = window end
   return d, {leg = leg, mu = info.mu, amount = amount, d = d, path = path}
@@ -290,9 +293,13 @@ end
 local totals, where = {}, {}
 for _, plan in ipairs(plans) do
   for _, nd in ipairs(plan.path) do
-    totals[nd.scope] = (totals[nd.scope] or 0) + plan.amount
+    totals[nd.scope] = exact_add(totals[nd.scope] or 0, plan.amount, 'basket total', nd.scope)
     where[nd.scope] = nd
   end
+end
+if inexact then
+  local d = inexact_reject(0)
+  return basket_reject(R.INVALID_ORDER, 0, d, d)
 end
 local out = {shadow = {}}
 for _, plan in ipairs(plans) do
