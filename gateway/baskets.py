@@ -17,7 +17,7 @@ from typing import Any
 from flask import Blueprint, Response, g
 
 from gateway import get_ledger
-from gateway.auth import requires
+from gateway.auth import caller_firms, requires
 from gateway.errors import ApiError, invalid
 from gateway.orders import ORDER_FIELDS, ORDER_OPTIONAL, status_for
 from gateway.wire import read_body, respond, take
@@ -59,7 +59,10 @@ def reserve_basket() -> Response:
     if not isinstance(basket_id, str):
         raise invalid("basket_id: required, a string")
     result = get_ledger().reserve_basket(
-        _legs(body.get("orders")), basket_id=basket_id, actor=g.principal.name
+        _legs(body.get("orders")),
+        basket_id=basket_id,
+        actor=g.principal.name,
+        firm=caller_firms(g.principal),
     )
     g.reason = result.reason.value
     return respond(result.to_dict(), status_for(result.reason, 200 if result.replayed else 201))

@@ -33,6 +33,12 @@ _QTY = {
     "description": "Whole units, as a string or an integer; JSON floats are refused.",
 }
 _ID = {"type": "string", "pattern": "^[A-Za-z0-9._:/@#+=-]{1,128}$"}
+#: Optional in the bodies of an order's later steps: order ids are unique per firm.
+_WHOSE = {
+    "type": "string",
+    "description": "The order's account: says which firm's order the id is when the token "
+    "is bound to no firm and several firms hold the id (else 400 INVALID_ORDER naming them).",
+}
 _NODE = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}
 
 
@@ -89,7 +95,10 @@ _ORDER_PATH_PARAM = [
         "in": "path",
         "required": True,
         "schema": _ID,
-        "description": "URL-encode '#', '+' and '/' in ids.",
+        "description": "URL-encode '#', '+' and '/' in ids. Order ids are unique per firm: "
+        "a token bound to firms reaches only their orders (another firm's id is 404 "
+        "UNKNOWN_ORDER, as one never used); an unbound token names the account of an id "
+        "several firms hold (the body's optional account; a cancel may send {account}).",
     }
 ]
 _KILL_ANSWER = {
@@ -620,7 +629,7 @@ def document() -> dict[str, Any]:
                     "type": "object",
                     "additionalProperties": False,
                     "required": ["qty", "price"],
-                    "properties": {"qty": _QTY, "price": _NUMBER},
+                    "properties": {"qty": _QTY, "price": _NUMBER, "account": _WHOSE},
                 },
                 "Fill": {
                     "type": "object",
@@ -636,6 +645,7 @@ def document() -> dict[str, Any]:
                             "description": "Realized P&L of the fill in major units "
                             "(negative: a loss); counts toward max_daily_loss.",
                         },
+                        "account": _WHOSE,
                     },
                 },
                 "FillResult": {
@@ -655,6 +665,7 @@ def document() -> dict[str, Any]:
                             "type": "boolean",
                             "description": "This fill tripped the fill throttle.",
                         },
+                        "message": {"type": "string"},
                     },
                 },
                 "Release": {
@@ -666,7 +677,8 @@ def document() -> dict[str, Any]:
                             "type": "string",
                             "maxLength": 200,
                             "description": "e.g. cancelled, venue_reject, expired",
-                        }
+                        },
+                        "account": _WHOSE,
                     },
                 },
                 "ReleaseResult": {
@@ -677,6 +689,7 @@ def document() -> dict[str, Any]:
                         "reason": {"type": "string"},
                         "released": {"type": "integer"},
                         "already_closed": {"type": "boolean"},
+                        "message": {"type": "string"},
                     },
                 },
                 "KillRequest": {

@@ -224,6 +224,8 @@ class ReleaseResult:
     reason: Reason
     released: int = 0
     already_closed: bool = False
+    #: Why the release was refused (e.g. an order id held by several firms).
+    message: str = ""
 
     @property
     def ok(self) -> bool:
@@ -236,6 +238,7 @@ class ReleaseResult:
             "reason": self.reason.value,
             "released": self.released,
             "already_closed": self.already_closed,
+            "message": self.message,
         }
 
 
