@@ -140,3 +140,20 @@ def test_a_replace_that_would_pass_2_53_minus_1_is_refused_and_changes_nothing(
     assert "open buy qty of firm:F|XYZ would pass 2^53 - 1" in d.message
     assert _state(redis_client) == before
     assert ledger0.check().ok
+
+
+def test_a_basket_leg_that_would_pass_2_53_minus_1_refuses_the_basket(
+    ledger0: Ledger, redis_client: redis.Redis
+) -> None:
+    before = _state(redis_client)
+    legs = [_order("l1", MAX_EXACT, "0.1"), _order("l2", 1, "0.1")]
+    b = ledger0.reserve_basket(legs, basket_id="b1")
+    assert (b.accepted, b.reason, b.leg, b.failing_order) == (
+        False,
+        Reason.INVALID_ORDER,
+        2,
+        "l2",
+    )
+    assert "open buy qty of firm:F|XYZ" in b.legs[-1].message
+    assert _state(redis_client) == before
+    assert ledger0.reserve_basket(legs[:1], basket_id="b2").accepted
