@@ -11,7 +11,6 @@ routed, a decision is exactly one round trip.
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -175,7 +174,6 @@ class Ledger:
         self.audit_maxlen = audit_maxlen
         self.reject_ttl_ms = reject_ttl_ms
         self.scripts = ScriptSet(client)
-        self._lock = threading.Lock()
         self._policy: tuple[int, Policy] | None = None
         self._firms: list[str] = []
         #: scope -> route value from P:{routes} ("F|D" for accounts, "F" otherwise)
@@ -344,18 +342,18 @@ class Ledger:
         firm: Firms,
         account: str | None,
         run: Callable[[str], list[Any]],
-    ) -> list[Any]:
-        """``run(firm)`` in the firm that holds the order (see :meth:`_locate`).
-
-        Raises :class:`_Unlocated` when no single firm does.
-        """
-        target = self._locate(order_id, firm, account)
-        raw = run(target)
-        if account is not None and _s(raw[0]) == Reason.UNKNOWN_ORDER.value:
-            # The account's cached route may be stale (a load moved it): read it afresh.
-            before = self._routes.get(f"account:{account}")
-            if self._route(f"account:{account}", refresh=True) != before:
-                raw = run(self._locate(order_id, firm, account))
+    ) -> list[Any] | _Unlocated:
+        """``run(firm)`` in the firm that holds the order (see :meth:`_locate`), or
+        why no single firm does. ``run`` is named by its firm argument."""
+        try:
+            raw = run(self._locate(order_id, firm, account))
+            if account is not None and _s(raw[0]) == Reason.UNKNOWN_ORDER.value:
+                # The account's cached route may be stale (a load moved it): read it afresh.
+                before = self._routes.get(f"account:{account}")
+                if self._route(f"account:{account}", refresh=True) != before:
+                    raw = run(self._locate(order_id, firm, account))
+        except _Unlocated as exc:
+            return exc
         return raw
 
     def _known_firms(self) -> list[str]:
@@ -477,7 +475,7 @@ class Ledger:
             if isinstance(call, Decision):
                 # A missing route was just read fresh: nothing to retry.
                 return call
-            firm, keys, args = call
+            _, keys, args = call
             decision = self._decided(order.order_id, self._call(self.scripts.reserve, keys, args))
             if attempt > 0 or not _stale_route(decision, order):
                 return decision
@@ -535,7 +533,7 @@ class Ledger:
             call = self._basket_call(orders, basket_id, who, attempt > 0, firm)
             if isinstance(call, BasketDecision):
                 return call
-            firm, keys, args = call
+            _, keys, args = call
             raw = self._call(self.scripts.reserve, keys, args)
             result = _basket_result(basket_id, orders, raw)
             stale = result.leg > 0 and _stale_route(result.legs[-1], orders[result.leg - 1])
@@ -590,28 +588,28 @@ class Ledger:
         except InvalidInput as exc:
             return Decision.reject(str(order_id), Reason.INVALID_ORDER, str(exc))
         k = self.keys
-
-        def run(f: str) -> list[Any]:
-            return self._call(
+        raw = self._on_order(
+            order_id,
+            firm,
+            account,
+            lambda firm: self._call(
                 self.scripts.replace,
                 [
-                    k.policy(f),
-                    k.kills(f),
-                    k.global_kill(f),
-                    k.order(f, order_id),
-                    k.agg(f),
-                    k.audit(f),
-                    k.controls(f),
-                    k.prices(f),
-                    k.positions(f),
+                    k.policy(firm),
+                    k.kills(firm),
+                    k.global_kill(firm),
+                    k.order(firm, order_id),
+                    k.agg(firm),
+                    k.audit(firm),
+                    k.controls(firm),
+                    k.prices(firm),
+                    k.positions(firm),
                 ],
                 [order_id, new_qty, new_price.numerator, new_price.scale, who, self.audit_maxlen],
-            )
-
-        try:
-            raw = self._on_order(order_id, firm, account, run)
-        except _Unlocated as exc:
-            return Decision.reject(order_id, exc.reason, exc.message)
+            ),
+        )
+        if isinstance(raw, _Unlocated):
+            return Decision.reject(order_id, raw.reason, raw.message)
         return Decision.from_script(order_id, raw)
 
     def cancel_request(
@@ -632,18 +630,18 @@ class Ledger:
         except InvalidInput as exc:
             return Decision.reject(str(order_id), Reason.INVALID_ORDER, str(exc))
         k = self.keys
-
-        def run(f: str) -> list[Any]:
-            return self._call(
+        raw = self._on_order(
+            order_id,
+            firm,
+            account,
+            lambda firm: self._call(
                 self.scripts.cancel,
-                [k.policy(f), k.order(f, order_id), k.agg(f), k.audit(f)],
+                [k.policy(firm), k.order(firm, order_id), k.agg(firm), k.audit(firm)],
                 [order_id, who, self.audit_maxlen],
-            )
-
-        try:
-            raw = self._on_order(order_id, firm, account, run)
-        except _Unlocated as exc:
-            return Decision.reject(order_id, exc.reason, exc.message)
+            ),
+        )
+        if isinstance(raw, _Unlocated):
+            return Decision.reject(order_id, raw.reason, raw.message)
         return Decision.from_script(order_id, raw)
 
     def release(
@@ -663,18 +661,24 @@ class Ledger:
         check_id(order_id, "order_id")
         text("reason", reason, 200)
         k = self.keys
-
-        def run(f: str) -> list[Any]:
-            return self._call(
+        raw = self._on_order(
+            order_id,
+            firm,
+            account,
+            lambda firm: self._call(
                 self.scripts.release,
-                [k.order(f, order_id), k.agg(f), k.open_index(f), k.audit(f), k.positions(f)],
+                [
+                    k.order(firm, order_id),
+                    k.agg(firm),
+                    k.open_index(firm),
+                    k.audit(firm),
+                    k.positions(firm),
+                ],
                 [order_id, reason, who, self.audit_maxlen],
-            )
-
-        try:
-            raw = self._on_order(order_id, firm, account, run)
-        except _Unlocated as exc:
-            return ReleaseResult(order_id, exc.reason, message=exc.message)
+            ),
+        )
+        if isinstance(raw, _Unlocated):
+            return ReleaseResult(order_id, raw.reason, message=raw.message)
         return ReleaseResult(order_id, Reason(_s(raw[0])), int(raw[1]), bool(raw[2]))
 
     def fill(
@@ -705,18 +709,20 @@ class Ledger:
             notional_minor(fill_qty, fill_price, units)
         pnl_minor = "" if pnl is None else parse_signed_money(pnl, units or 0, "pnl")
         k = self.keys
-
-        def run(f: str) -> list[Any]:
-            return self._call(
+        raw = self._on_order(
+            order_id,
+            firm,
+            account,
+            lambda firm: self._call(
                 self.scripts.fill,
                 [
-                    k.order(f, order_id),
-                    k.agg(f),
-                    k.open_index(f),
-                    k.audit(f),
-                    k.positions(f),
-                    k.policy(f),
-                    k.controls(f),
+                    k.order(firm, order_id),
+                    k.agg(firm),
+                    k.open_index(firm),
+                    k.audit(firm),
+                    k.positions(firm),
+                    k.policy(firm),
+                    k.controls(firm),
                 ],
                 [
                     order_id,
@@ -728,12 +734,10 @@ class Ledger:
                     self.audit_maxlen,
                     pnl_minor,
                 ],
-            )
-
-        try:
-            raw = self._on_order(order_id, firm, account, run)
-        except _Unlocated as exc:
-            return FillResult(order_id, fill_id, exc.reason, message=exc.message)
+            ),
+        )
+        if isinstance(raw, _Unlocated):
+            return FillResult(order_id, fill_id, raw.reason, message=raw.message)
         return FillResult(
             order_id,
             fill_id,
