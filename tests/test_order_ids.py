@@ -154,3 +154,27 @@ def test_reserve_on_an_account_outside_the_callers_firms_is_refused(lg2: Ledger)
     b = lg2.reserve_basket([in_f2("V1")], basket_id="b", firm="F1")
     assert (b.accepted, b.reason) == (False, Reason.UNKNOWN_NODE)
     assert lg2.release("V1", reason="x").reason is Reason.UNKNOWN_ORDER
+
+
+def test_a_reserve_on_an_account_moved_to_another_firm_follows_it(
+    redis_client: redis.Redis,
+) -> None:
+    # This client routed A1 to F1; a later load moved A1 (and its people) to F2.
+    lg = Ledger(redis_client, actor="test")
+    lg.load_policy(two_firms(), by="test")
+    assert lg.reserve(in_f1("m1")).accepted
+    moved = copy.deepcopy(TWO_FIRMS)
+    moved["firms"][0]["desks"][0]["accounts"] = [{"id": "A0"}]
+    moved["firms"][1]["desks"][0]["accounts"].append({"id": "A1"})
+    moved["strategies"] = [{"id": "S2", "accounts": ["B1", "A1"]}, {"id": "S1", "accounts": ["A0"]}]
+    moved["traders"] = [
+        {"id": "T2", "accounts": ["B1", "A1"], "strategies": ["S2"]},
+        {"id": "T1", "accounts": ["A0"], "strategies": ["S1"]},
+    ]
+    Ledger(redis_client, actor="other").load_policy(parse_policy(moved, source="m"), by="test")
+    d = lg.reserve(Order("m2", "T2", "S2", "A1", "XYZ", "buy", "1", "100"))
+    assert (d.accepted, d.reason) == (True, Reason.OK)
+    assert lg.release("m2", reason="x", account="A1").released == 10000
+    # The caller's firms still bound the retry.
+    refused = lg.reserve(Order("m3", "T2", "S2", "A1", "XYZ", "buy", "1", "100"), firm="F1")
+    assert (refused.accepted, refused.reason) == (False, Reason.UNKNOWN_NODE)
