@@ -14,11 +14,11 @@ from typing import Any, TypeVar
 
 from flask import g, request
 
-from gateway import get_tokens, metrics
+from gateway import get_ledger, get_tokens, metrics
 from gateway.errors import ApiCode, ApiError
 from ledger.tokens import Principal, Role
 
-__all__ = ["authenticate", "requires", "COOKIE"]
+__all__ = ["authenticate", "requires", "caller_firms", "COOKIE"]
 
 #: Cookie the dashboard keeps its token in.
 COOKIE = "ledger_token"
@@ -86,3 +86,18 @@ def requires(*roles: Role) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def caller_firms(principal: Principal) -> frozenset[str] | None:
+    """The firms a caller acts for; None for a token bound to no firm (every firm).
+
+    A desk-head token's firms are those of its desks. Order routes pass this to
+    the ledger, so a bound token never reaches another firm's account or order.
+    """
+    if principal.firms:
+        return principal.firms
+    if principal.role is Role.DESK_HEAD:
+        lg = get_ledger()
+        firms = (lg.firm_of(f"desk:{desk}") for desk in principal.desks)
+        return frozenset(f for f in firms if f is not None)
+    return None

@@ -4,8 +4,10 @@ A basket is one script call: every leg is reserved or none is. One failing
 leg rejects the whole basket, and the answer names the leg (``leg``, its
 1-based position, and ``failing_order``) with its reason; ``BASKET_LIMIT``
 means the basket's total broke ``max_basket_notional`` at ``scope``.
-Status codes as for single orders: 201 accepted, 400 bad input, 403 refused
-by a control, 503 ledger unavailable.
+Status codes as for single orders: 201 accepted, 200 the replay of a basket
+whose legs are all still open, 409 ``ORDER_CLOSED`` the replay of one with a
+leg since filled or released, 400 bad input, 403 refused by a control, 503
+ledger unavailable.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 from flask import Blueprint, Response, g
 
 from gateway import get_ledger
-from gateway.auth import requires
+from gateway.auth import caller_firms, requires
 from gateway.errors import ApiError, invalid
 from gateway.orders import ORDER_FIELDS, ORDER_OPTIONAL, status_for
 from gateway.wire import read_body, respond, take
@@ -57,7 +59,10 @@ def reserve_basket() -> Response:
     if not isinstance(basket_id, str):
         raise invalid("basket_id: required, a string")
     result = get_ledger().reserve_basket(
-        _legs(body.get("orders")), basket_id=basket_id, actor=g.principal.name
+        _legs(body.get("orders")),
+        basket_id=basket_id,
+        actor=g.principal.name,
+        firm=caller_firms(g.principal),
     )
     g.reason = result.reason.value
-    return respond(result.to_dict(), status_for(result.reason, 201))
+    return respond(result.to_dict(), status_for(result.reason, 200 if result.replayed else 201))

@@ -33,6 +33,12 @@ _QTY = {
     "description": "Whole units, as a string or an integer; JSON floats are refused.",
 }
 _ID = {"type": "string", "pattern": "^[A-Za-z0-9._:/@#+=-]{1,128}$"}
+#: Optional in the bodies of an order's later steps: order ids are unique per firm.
+_WHOSE = {
+    "type": "string",
+    "description": "The order's account: says which firm's order the id is when the token "
+    "is bound to no firm and several firms hold the id (else 400 INVALID_ORDER naming them).",
+}
 _NODE = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}
 
 
@@ -89,7 +95,10 @@ _ORDER_PATH_PARAM = [
         "in": "path",
         "required": True,
         "schema": _ID,
-        "description": "URL-encode '#', '+' and '/' in ids.",
+        "description": "URL-encode '#', '+' and '/' in ids. Order ids are unique per firm: "
+        "a token bound to firms reaches only their orders (another firm's id is 404 "
+        "UNKNOWN_ORDER, as one never used); an unbound token names the account of an id "
+        "several firms hold (the body's optional account; a cancel may send {account}).",
     }
 ]
 _KILL_ANSWER = {
@@ -602,6 +611,13 @@ def document() -> dict[str, Any]:
                             "type": "boolean",
                             "description": "The stored answer of an identical earlier order.",
                         },
+                        "state": {
+                            "type": ["string", "null"],
+                            "enum": ["open", "filled", "released", "rejected", None],
+                            "description": "New orders and replays: what the order is now. "
+                            "A replay of an order since filled or released is ORDER_CLOSED "
+                            "(409), never an acceptance.",
+                        },
                         "shadow": {
                             "type": "array",
                             "items": {"type": "object"},
@@ -613,7 +629,7 @@ def document() -> dict[str, Any]:
                     "type": "object",
                     "additionalProperties": False,
                     "required": ["qty", "price"],
-                    "properties": {"qty": _QTY, "price": _NUMBER},
+                    "properties": {"qty": _QTY, "price": _NUMBER, "account": _WHOSE},
                 },
                 "Fill": {
                     "type": "object",
@@ -629,6 +645,7 @@ def document() -> dict[str, Any]:
                             "description": "Realized P&L of the fill in major units "
                             "(negative: a loss); counts toward max_daily_loss.",
                         },
+                        "account": _WHOSE,
                     },
                 },
                 "FillResult": {
@@ -648,6 +665,7 @@ def document() -> dict[str, Any]:
                             "type": "boolean",
                             "description": "This fill tripped the fill throttle.",
                         },
+                        "message": {"type": "string"},
                     },
                 },
                 "Release": {
@@ -659,7 +677,8 @@ def document() -> dict[str, Any]:
                             "type": "string",
                             "maxLength": 200,
                             "description": "e.g. cancelled, venue_reject, expired",
-                        }
+                        },
+                        "account": _WHOSE,
                     },
                 },
                 "ReleaseResult": {
@@ -670,6 +689,7 @@ def document() -> dict[str, Any]:
                         "reason": {"type": "string"},
                         "released": {"type": "integer"},
                         "already_closed": {"type": "boolean"},
+                        "message": {"type": "string"},
                     },
                 },
                 "KillRequest": {
@@ -858,11 +878,22 @@ def document() -> dict[str, Any]:
                         "Order",
                         ("201", "Accepted and reserved.", "Decision"),
                         {
+                            "200": _resp(
+                                "A replay of an identical earlier order that is still open "
+                                "(replayed true, state open): nothing new was reserved.",
+                                "Decision",
+                            ),
                             "403": _resp(
                                 "Rejected by a control (KILL_SWITCH, GROSS_LIMIT, ...), "
                                 "or the token's role is not order-entry.",
                                 "Decision",
-                            )
+                            ),
+                            "409": _resp(
+                                "ORDER_CLOSED: a replay of an identical earlier order that "
+                                "has since been filled or released (state says which); "
+                                "nothing is reserved for it.",
+                                "Decision",
+                            ),
                         },
                     ),
                 }
@@ -874,11 +905,22 @@ def document() -> dict[str, Any]:
                         "Basket",
                         ("201", "Every order accepted and reserved.", "BasketDecision"),
                         {
+                            "200": _resp(
+                                "A replay of an identical earlier basket whose legs are all "
+                                "still open: nothing new was reserved.",
+                                "BasketDecision",
+                            ),
                             "403": _resp(
                                 "Rejected: one leg failed a control (named by leg and "
                                 "failing_order), or BASKET_LIMIT; nothing was reserved.",
                                 "BasketDecision",
-                            )
+                            ),
+                            "409": _resp(
+                                "ORDER_CLOSED: a replay of an identical earlier basket with "
+                                "a leg since filled or released (named by leg and "
+                                "failing_order, with its state).",
+                                "BasketDecision",
+                            ),
                         },
                     ),
                 }

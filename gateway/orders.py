@@ -1,7 +1,9 @@
 """``/v1/orders``: the pre-trade check and an order's life after it (order-entry role).
 
-Status codes follow the decision's reason: accepted 201 (new order) or 200;
-``INVALID_ORDER`` 400; ``UNKNOWN_ORDER`` 404; ``ORDER_CLOSED`` 409;
+Status codes follow the decision's reason: accepted 201 (new order) or 200
+(anything else, and the replay of an order still open); ``INVALID_ORDER`` 400;
+``UNKNOWN_ORDER`` 404; ``ORDER_CLOSED`` 409 (also the replay of an order since
+filled or released: ``state`` says which);
 ``RISK_UNAVAILABLE`` 503 (fail closed: nothing the ledger did not reserve is
 ever accepted); any other reject, a control said no, 403.
 """
@@ -9,11 +11,12 @@ ever accepted); any other reject, a control said no, 403.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from flask import Blueprint, Response, g, request
 
 from gateway import get_ledger, metrics
-from gateway.auth import requires
+from gateway.auth import caller_firms, requires
 from gateway.wire import peek, read_body, respond, take
 from ledger.order import Order
 from ledger.reasons import Reason
@@ -61,6 +64,17 @@ def _observe(response: Response) -> Response:
     return response
 
 
+def _whose(fields: dict[str, Any]) -> dict[str, Any]:
+    """Whose order the path's id is: the caller's firms, and the account if the body names one.
+
+    Order ids are unique per firm. A token bound to firms only ever reaches
+    their orders (another firm's id answers 404 like one never used); an
+    unbound token whose id several firms hold is refused until it names the
+    order's ``account``.
+    """
+    return {"firm": caller_firms(g.principal), "account": fields.get("account")}
+
+
 def _answer(decision: Decision, ok_status: int = 200) -> Response:
     g.reason = decision.reason.value
     return respond(decision.to_dict(), status_for(decision.reason, ok_status))
@@ -71,16 +85,22 @@ def _answer(decision: Decision, ok_status: int = 200) -> Response:
 def reserve() -> Response:
     """Check and reserve a new order."""
     fields = take(read_body(), ORDER_FIELDS, ORDER_OPTIONAL)
-    return _answer(get_ledger().reserve(Order(**fields), actor=g.principal.name), ok_status=201)
+    decision = get_ledger().reserve(
+        Order(**fields), actor=g.principal.name, firm=caller_firms(g.principal)
+    )
+    # A replay created nothing: 200 while the order is open, 409 once it is closed.
+    return _answer(decision, ok_status=200 if decision.replayed else 201)
 
 
 @bp.post("/<path:order_id>/replace")
 @requires(Role.ORDER_ENTRY)
 def replace(order_id: str) -> Response:
     """Modify an open order to a new total qty and price."""
-    fields = take(read_body(), ("qty", "price"))
+    fields = take(read_body(), ("qty", "price"), ("account",))
     return _answer(
-        get_ledger().replace(order_id, fields["qty"], fields["price"], actor=g.principal.name)
+        get_ledger().replace(
+            order_id, fields["qty"], fields["price"], actor=g.principal.name, **_whose(fields)
+        )
     )
 
 
@@ -88,15 +108,15 @@ def replace(order_id: str) -> Response:
 @requires(Role.ORDER_ENTRY)
 def cancel(order_id: str) -> Response:
     """Count a cancel request; the reservation stays until the venue confirms (release)."""
-    take(read_body(required=False), ())
-    return _answer(get_ledger().cancel_request(order_id, actor=g.principal.name))
+    fields = take(read_body(required=False), (), ("account",))
+    return _answer(get_ledger().cancel_request(order_id, actor=g.principal.name, **_whose(fields)))
 
 
 @bp.post("/<path:order_id>/fills")
 @requires(Role.ORDER_ENTRY)
 def fill(order_id: str) -> Response:
     """Record a fill; a fill id seen before changes nothing."""
-    fields = take(read_body(), ("fill_id", "qty", "price"), ("pnl",))
+    fields = take(read_body(), ("fill_id", "qty", "price"), ("pnl", "account"))
     r = get_ledger().fill(
         order_id,
         fields["fill_id"],
@@ -104,6 +124,7 @@ def fill(order_id: str) -> Response:
         fields["price"],
         actor=g.principal.name,
         pnl=fields["pnl"],
+        **_whose(fields),
     )
     g.reason = r.reason.value
     return respond(r.to_dict(), status_for(r.reason))
@@ -113,7 +134,7 @@ def fill(order_id: str) -> Response:
 @requires(Role.ORDER_ENTRY)
 def release(order_id: str) -> Response:
     """Free what the order still reserves: cancel confirmed, venue reject, expired."""
-    fields = take(read_body(), ("reason",))
-    r = get_ledger().release(order_id, fields["reason"], actor=g.principal.name)
+    fields = take(read_body(), ("reason",), ("account",))
+    r = get_ledger().release(order_id, fields["reason"], actor=g.principal.name, **_whose(fields))
     g.reason = r.reason.value
     return respond(r.to_dict(), status_for(r.reason))

@@ -122,10 +122,20 @@ def _store(ctx: click.Context) -> TokenStore:
     metavar="ID",
     help="A desk a desk-head token may see (repeat for more).",
 )
+@click.option(
+    "--firm",
+    "firms",
+    multiple=True,
+    metavar="ID",
+    help="Bind the token to a firm: only its accounts and orders (repeat for more; "
+    "a desk-head token's firm comes from its desks).",
+)
 @click.pass_context
-def create(ctx: click.Context, role: str, name: str, desks: tuple[str, ...]) -> None:
+def create(
+    ctx: click.Context, role: str, name: str, desks: tuple[str, ...], firms: tuple[str, ...]
+) -> None:
     """Make a token and print it: it is shown this once and never stored."""
-    value = _store(ctx).create(role, name, desks)
+    value = _store(ctx).create(role, name, desks, firms)
     click.echo(value)
     click.echo(f"token {name!r} ({role}) created; store it now, it cannot be shown again", err=True)
 
@@ -144,20 +154,21 @@ def revoke(ctx: click.Context, name: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document for scripts.")
 @click.pass_context
 def list_tokens(ctx: click.Context, as_json: bool) -> None:
-    """Every token's name, role, desks and creation time (never the token)."""
+    """Every token's name, role, desks, firms and creation time (never the token)."""
     principals = _store(ctx).list()
     if as_json:
         click.echo(json.dumps([p.to_dict() for p in principals], sort_keys=True))
         return
-    rows = [("NAME", "ROLE", "DESKS", "CREATED")] + [
+    rows = [("NAME", "ROLE", "DESKS", "FIRMS", "CREATED")] + [
         (
             p.name,
             p.role.value,
             ",".join(sorted(p.desks)) or "-",
+            ",".join(sorted(p.firms)) or "-",
             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(p.created_at_ms / 1000)),
         )
         for p in principals
     ]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for r in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())

@@ -10,9 +10,8 @@ routed, a decision is exactly one round trip.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Iterator
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -80,17 +79,41 @@ def _leg_args(valid: ValidOrder, firm: str, desk: str) -> list[Any]:
     ]
 
 
+#: The firm(s) a caller acts for: one id, several, or None (every firm).
+Firms = str | Iterable[str] | None
+
+
+class _Unlocated(Exception):
+    """No single firm holds the order the caller named (UNKNOWN_ORDER or ambiguous)."""
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
 #: Legs of one basket: every leg is decided inside one script call.
 MAX_BASKET_LEGS = 500
 #: Arguments of a reserve before the first leg's: actor, audit length, reject TTL, basket id.
 _COMMON_ARGS = 4
 
 
+def _fresh_state(decision: Decision) -> Decision:
+    """A reserve decided now (not replayed) says what the order is: open or rejected.
+
+    DUPLICATE_ORDER_ID speaks of another order under that id: no state.
+    """
+    if decision.replayed or decision.reason is Reason.DUPLICATE_ORDER_ID:
+        return decision
+    return dataclasses.replace(decision, state="open" if decision.accepted else "rejected")
+
+
 def _basket_result(basket_id: str, orders: list[Order], raw: list[Any]) -> BasketDecision:
     code, leg = Reason(_s(raw[0])), int(raw[1])
     decided = raw[2:]
     tail: list[Any] | None = None
-    if code is Reason.BASKET_LIMIT:
+    # A basket total (BASKET_LIMIT, or INVALID_ORDER when it would lose exactness) comes last.
+    if code is Reason.BASKET_LIMIT or (code is Reason.INVALID_ORDER and leg == 0):
         decided, tail = decided[:-1], decided[-1]
     # The decided legs end with the failing one; a leg refused before any
     # other was decided comes alone.
@@ -99,9 +122,24 @@ def _basket_result(basket_id: str, orders: list[Order], raw: list[Any]) -> Baske
         Decision.from_script(o.order_id, d) for o, d in zip(orders[first:], decided, strict=False)
     )
     if tail is not None:
+        message = _s(tail[8]) if len(tail) > 8 else ""
         return BasketDecision(
-            basket_id, False, code, 0, legs, _s(tail[1]), tail[2], tail[3], tail[4]
+            basket_id, False, code, 0, legs, _s(tail[1]), tail[2], tail[3], tail[4], message
         )
+    if code is Reason.OK and legs and all(d.replayed for d in legs):
+        # A replay: the basket is live only while every leg is still open.
+        for i, d in enumerate(legs, start=1):
+            if d.reason is Reason.ORDER_CLOSED:
+                message = (
+                    f"basket {basket_id} was reserved by an earlier identical call; "
+                    f"leg {i} ({d.order_id}) is {d.state} now"
+                )
+                return BasketDecision(
+                    basket_id, False, Reason.ORDER_CLOSED, i, legs[:i], message=message
+                )
+    elif code is Reason.OK:
+        # Reserved now: every leg is open (a rejected basket leaves nothing behind).
+        legs = tuple(dataclasses.replace(d, state="open") for d in legs)
     return BasketDecision(basket_id, code is Reason.OK, code, leg, legs)
 
 
@@ -144,13 +182,11 @@ class Ledger:
         self.audit_maxlen = audit_maxlen
         self.reject_ttl_ms = reject_ttl_ms
         self.scripts = ScriptSet(client)
-        self._lock = threading.Lock()
         self._policy: tuple[int, Policy] | None = None
         self._firms: list[str] = []
         #: scope -> route value from P:{routes} ("F|D" for accounts, "F" otherwise)
         self._routes: dict[str, str] = {}
         self._minor_units: int | None = None
-        self._order_firms: OrderedDict[str, str] = OrderedDict()
         self.states = States(self)
         self.prices = Prices(self)
         self.overrides = Overrides(self)
@@ -225,52 +261,105 @@ class Ledger:
             self._route("meta|rev")
         return self._minor_units
 
+    def firm_of(self, scope: str) -> str | None:
+        """The firm of a node (``desk:ID``, ``account:ID``, ...); None if not in the policy."""
+        route = self._route(scope)
+        return route.partition("|")[0] if route is not None else None
+
     def _firm_of_scope(self, scope: str) -> str:
         route = self._route(scope, refresh=True)
         if route is None:
             raise UnknownScope(f"{scope}: no such node in the loaded policy")
         return route.partition("|")[0]
 
-    def _firm_of_order(self, order_id: str, refresh: bool = False) -> str | None:
-        firm = self._order_firms.get(order_id)
-        if firm is not None and not refresh:
-            return firm
-        # Every firm that ever had a policy: orders outlive their firm's removal.
-        if refresh or not self._firms:
-            self._firms = self._known_firms()
-        firms = self._firms
-        if len(firms) == 1:
-            return firms[0]
+    def _caller_firms(self, firm: Firms, account: str | None) -> list[str] | None:
+        """The firms the caller allows an order to be in; None when it named neither.
+
+        ``account`` resolves to its firm through the routes (cached: the caller
+        named it, so a cached route cannot pick another firm's order by itself).
+        """
+        allowed: set[str] | None = None
+        if firm is not None:
+            names = [firm] if isinstance(firm, str) else list(firm)
+            allowed = {check_id(f, "firm") for f in names}
+        if account is not None:
+            route = self._route(f"account:{check_id(account, 'account')}")
+            account_firm = route.partition("|")[0] if route is not None else None
+            # A firm the caller may not see answers as an unknown order: nothing
+            # may tell that the id exists elsewhere.
+            if account_firm is None or (allowed is not None and account_firm not in allowed):
+                raise _Unlocated(Reason.UNKNOWN_ORDER, "no such order")
+            allowed = {account_firm}
+        return sorted(allowed) if allowed is not None else None
+
+    def _locate(self, order_id: str, firm: Firms, account: str | None) -> str:
+        """The one firm whose order ``order_id`` the call is about.
+
+        Order ids are unique per firm. A caller that names one firm (or an
+        account) is answered in that firm, in the script's one round trip.
+        Otherwise the id is looked up afresh, on every call, in each firm the
+        caller allows (every firm when it named none): no process cache ever
+        decides which firm's order is touched. Found in none: UNKNOWN_ORDER;
+        in several: refused (INVALID_ORDER), naming them, until the caller
+        says which.
+        """
+        try:
+            allowed = self._caller_firms(firm, account)
+        except InvalidInput as exc:
+            raise _Unlocated(Reason.INVALID_ORDER, str(exc)) from exc
+        if allowed is not None and len(allowed) == 1:
+            return allowed[0]
+        firms = allowed if allowed is not None else self._firms
+        count, states = self._order_states(order_id, firms)
+        if allowed is None and count != len(firms):
+            # Every firm that ever had a policy (orders outlive their firm's
+            # removal); firms are only ever added, so another count means new ones.
+            self._firms = firms = self._known_firms()
+            count, states = self._order_states(order_id, firms)
+        # A rejected id is remembered for idempotency only: it is no order.
+        found = [f for f, st in zip(firms, states, strict=True) if st not in (None, "rejected")]
+        if not found:
+            raise _Unlocated(Reason.UNKNOWN_ORDER, "no such order")
+        if len(found) > 1:
+            raise _Unlocated(
+                Reason.INVALID_ORDER,
+                f"order_id: {order_id} is an order of firms {', '.join(found)}; order ids are "
+                "unique per firm: name the firm (firm=) or the account (account=)",
+            )
+        return found[0]
+
+    def _order_states(self, order_id: str, firms: list[str]) -> tuple[int, list[str | None]]:
+        """How many firms there are, and the order's state in each of ``firms``: one round trip."""
         with self._redis_errors():
             pipe = self.redis.pipeline(transaction=False)
+            pipe.scard(self.keys.firms())
             for f in firms:
-                pipe.exists(self.keys.order(f, order_id))
-            found = [f for f, hit in zip(firms, pipe.execute(), strict=True) if hit]
-        return found[0] if found else None
+                pipe.hget(self.keys.order(f, order_id), "st")
+            count, *states = pipe.execute()
+        return int(count), [_s(st) for st in states]
 
-    def _on_order(self, order_id: str, run: Callable[[str], list[Any]]) -> list[Any] | None:
-        """``run(firm)`` on the firm that holds the order; None if no firm does.
-
-        The firm list is cached; an order that looks unknown is looked for
-        once more after refreshing it (a firm may have been added since).
-        """
-        firm = self._firm_of_order(order_id)
-        raw = run(firm) if firm is not None else None
-        if raw is None or _s(raw[0]) == Reason.UNKNOWN_ORDER.value:
-            before = self._firms
-            firm = self._firm_of_order(order_id, refresh=True)
-            if firm is not None and (raw is None or self._firms != before):
-                raw = run(firm)
+    def _on_order(
+        self,
+        order_id: str,
+        firm: Firms,
+        account: str | None,
+        run: Callable[[str], list[Any]],
+    ) -> list[Any] | _Unlocated:
+        """``run(firm)`` in the firm that holds the order (see :meth:`_locate`), or
+        why no single firm does. ``run`` is named by its firm argument."""
+        try:
+            raw = run(self._locate(order_id, firm, account))
+            if account is not None and _s(raw[0]) == Reason.UNKNOWN_ORDER.value:
+                # The account's cached route may be stale (a load moved it): read it afresh.
+                before = self._routes.get(f"account:{account}")
+                if self._route(f"account:{account}", refresh=True) != before:
+                    raw = run(self._locate(order_id, firm, account))
+        except _Unlocated as exc:
+            return exc
         return raw
 
     def _known_firms(self) -> list[str]:
         return sorted(_s(m) for m in self._call(self.redis.smembers, self.keys.firms()))
-
-    def _remember(self, order_id: str, firm: str) -> None:
-        with self._lock:
-            self._order_firms[order_id] = firm
-            if len(self._order_firms) > 100_000:
-                self._order_firms.popitem(last=False)
 
     # -- policy -----------------------------------------------------------------
 
@@ -313,10 +402,19 @@ class Ledger:
         return text("actor", actor, 200)
 
     def reserve_call(
-        self, order: Order, *, actor: str | None = None, refresh: bool = False
+        self,
+        order: Order,
+        *,
+        actor: str | None = None,
+        refresh: bool = False,
+        firm: Firms = None,
     ) -> Decision | tuple[str, list[str], list[Any]]:
         """What :meth:`reserve` sends for ``order``: ``(firm, keys, args)`` of the one
-        script call, or the Decision when the order is refused before reaching Redis."""
+        script call, or the Decision when the order is refused before reaching Redis.
+
+        ``firm`` (one id or several) limits the accounts the caller may use: an
+        account of another firm is answered as one not in the policy.
+        """
         who = self._actor(actor)
         o = order
         try:
@@ -326,7 +424,13 @@ class Ledger:
         route = self._route(f"account:{o.account}", refresh=refresh)
         if self._minor_units is None:
             return Decision.reject(o.order_id, Reason.NO_POLICY, "no policy is loaded")
-        if route is None:
+        allowed = None
+        if firm is not None:
+            try:
+                allowed = self._caller_firms(firm, None)
+            except InvalidInput as exc:
+                return Decision.reject(o.order_id, Reason.INVALID_ORDER, str(exc))
+        if route is None or (allowed is not None and route.partition("|")[0] not in allowed):
             return Decision.reject(
                 o.order_id, Reason.UNKNOWN_NODE, "account not in policy", f"account:{o.account}"
             )
@@ -359,32 +463,33 @@ class Ledger:
         k = self.keys
         return [k.order(firm, valid.order.order_id), k.duplicate(firm, valid.duplicate_key)]
 
-    def _decided(self, order_id: str, firm: str, raw: list[Any]) -> Decision:
-        decision = Decision.from_script(order_id, raw)
-        if decision.accepted:
-            self._remember(order_id, firm)
-        return decision
+    def _decided(self, order_id: str, raw: list[Any]) -> Decision:
+        return _fresh_state(Decision.from_script(order_id, raw))
 
-    def reserve(self, order: Order, *, actor: str | None = None) -> Decision:
-        """Check and reserve a new order, all-or-nothing. Raises :class:`LedgerUnavailable`."""
+    def reserve(self, order: Order, *, actor: str | None = None, firm: Firms = None) -> Decision:
+        """Check and reserve a new order, all-or-nothing. Raises :class:`LedgerUnavailable`.
+
+        ``firm`` (one id or several): the firms the caller acts for; an account
+        of any other firm is refused as one not in the policy.
+        """
         for attempt in range(2):
-            call = self.reserve_call(order, actor=actor, refresh=attempt > 0)
+            call = self.reserve_call(order, actor=actor, refresh=attempt > 0, firm=firm)
             if isinstance(call, Decision):
                 # A missing route was just read fresh: nothing to retry.
                 return call
-            firm, keys, args = call
-            decision = self._decided(
-                order.order_id, firm, self._call(self.scripts.reserve, keys, args)
-            )
+            _, keys, args = call
+            decision = self._decided(order.order_id, self._call(self.scripts.reserve, keys, args))
             if attempt > 0 or not _stale_route(decision, order):
                 return decision
         return decision
 
-    def reserve_many(self, orders: list[Order], *, actor: str | None = None) -> list[Decision]:
+    def reserve_many(
+        self, orders: list[Order], *, actor: str | None = None, firm: Firms = None
+    ) -> list[Decision]:
         """Reserve a batch in one round trip: each order is still its own atomic
         script call, decided in the order given. Orders whose routing turns out
         stale are decided again one by one."""
-        calls = [self.reserve_call(o, actor=actor) for o in orders]
+        calls = [self.reserve_call(o, actor=actor, firm=firm) for o in orders]
         with self._redis_errors():
             pipe = self.redis.pipeline(transaction=False)
             for call in calls:
@@ -396,14 +501,19 @@ class Ledger:
             if isinstance(call, Decision):
                 decision = call
             else:
-                decision = self._decided(order.order_id, call[0], next(raws))
+                decision = self._decided(order.order_id, next(raws))
                 if _stale_route(decision, order):
-                    decision = self.reserve(order, actor=actor)
+                    decision = self.reserve(order, actor=actor, firm=firm)
             out.append(decision)
         return out
 
     def reserve_basket(
-        self, orders: list[Order], *, basket_id: str, actor: str | None = None
+        self,
+        orders: list[Order],
+        *,
+        basket_id: str,
+        actor: str | None = None,
+        firm: Firms = None,
     ) -> BasketDecision:
         """Reserve every order of a basket or none, in one script call.
 
@@ -422,26 +532,23 @@ class Ledger:
         except InvalidInput as exc:
             return BasketDecision(str(basket_id), False, Reason.INVALID_ORDER, message=str(exc))
         for attempt in range(2):
-            call = self._basket_call(orders, basket_id, who, refresh=attempt > 0)
+            call = self._basket_call(orders, basket_id, who, attempt > 0, firm)
             if isinstance(call, BasketDecision):
                 return call
-            firm, keys, args = call
+            _, keys, args = call
             raw = self._call(self.scripts.reserve, keys, args)
             result = _basket_result(basket_id, orders, raw)
             stale = result.leg > 0 and _stale_route(result.legs[-1], orders[result.leg - 1])
             if attempt > 0 or not stale:
                 break
-        if result.accepted:
-            for o in orders:
-                self._remember(o.order_id, firm)
         return result
 
     def _basket_call(
-        self, orders: list[Order], basket_id: str, who: str, refresh: bool
+        self, orders: list[Order], basket_id: str, who: str, refresh: bool, allowed: Firms
     ) -> BasketDecision | tuple[str, list[str], list[Any]]:
         firm_of_basket, keys, legs = None, list[str](), list[Any]()
         for i, order in enumerate(orders, start=1):
-            call = self.reserve_call(order, actor=who, refresh=refresh)
+            call = self.reserve_call(order, actor=who, refresh=refresh, firm=allowed)
             if isinstance(call, Decision):
                 return BasketDecision(
                     basket_id, False, call.reason, i, (call,), message=call.message
@@ -465,8 +572,14 @@ class Ledger:
         price: str | int | Decimal,
         *,
         actor: str | None = None,
+        firm: Firms = None,
+        account: str | None = None,
     ) -> Decision:
-        """Modify an open order to a new total qty and price; re-checked, all-or-nothing."""
+        """Modify an open order to a new total qty and price; re-checked, all-or-nothing.
+
+        ``firm`` / ``account`` say whose order ``order_id`` is (ids are unique per
+        firm); with neither, an id held by several firms is refused (INVALID_ORDER).
+        """
         who = self._actor(actor)
         try:
             check_id(order_id, "order_id")
@@ -479,6 +592,8 @@ class Ledger:
         k = self.keys
         raw = self._on_order(
             order_id,
+            firm,
+            account,
             lambda firm: self._call(
                 self.scripts.replace,
                 [
@@ -495,22 +610,31 @@ class Ledger:
                 [order_id, new_qty, new_price.numerator, new_price.scale, who, self.audit_maxlen],
             ),
         )
-        if raw is None:
-            return Decision.reject(order_id, Reason.UNKNOWN_ORDER, "no such order")
+        if isinstance(raw, _Unlocated):
+            return Decision.reject(order_id, raw.reason, raw.message)
         d = Decision.from_script(order_id, raw)
-        if d.reason is Reason.INVALID_ORDER:
-            from dataclasses import replace as with_fields
-
-            # The script's only INVALID_ORDER: used = filled qty, requested = new qty.
-            d = with_fields(
+        if d.reason is Reason.INVALID_ORDER and not d.message:
+            # The script's INVALID_ORDER without a message of its own (an inexact sum
+            # names itself): used = filled qty, requested = the new qty.
+            d = dataclasses.replace(
                 d,
                 message=f"qty: the new total qty ({d.requested}) must be above the qty already "
                 f"filled ({d.used}); to stop the rest of the order, cancel and release it",
             )
         return d
 
-    def cancel_request(self, order_id: str, *, actor: str | None = None) -> Decision:
-        """Count a cancel message; the reservation stays until :meth:`release`."""
+    def cancel_request(
+        self,
+        order_id: str,
+        *,
+        actor: str | None = None,
+        firm: Firms = None,
+        account: str | None = None,
+    ) -> Decision:
+        """Count a cancel message; the reservation stays until :meth:`release`.
+
+        ``firm`` / ``account``: whose order, as for :meth:`replace`.
+        """
         who = self._actor(actor)
         try:
             check_id(order_id, "order_id")
@@ -519,24 +643,39 @@ class Ledger:
         k = self.keys
         raw = self._on_order(
             order_id,
+            firm,
+            account,
             lambda firm: self._call(
                 self.scripts.cancel,
                 [k.policy(firm), k.order(firm, order_id), k.agg(firm), k.audit(firm)],
                 [order_id, who, self.audit_maxlen],
             ),
         )
-        if raw is None:
-            return Decision.reject(order_id, Reason.UNKNOWN_ORDER, "no such order")
+        if isinstance(raw, _Unlocated):
+            return Decision.reject(order_id, raw.reason, raw.message)
         return Decision.from_script(order_id, raw)
 
-    def release(self, order_id: str, reason: str, *, actor: str | None = None) -> ReleaseResult:
-        """Free what the order still reserves (cancel confirmed, venue reject, expiry)."""
+    def release(
+        self,
+        order_id: str,
+        reason: str,
+        *,
+        actor: str | None = None,
+        firm: Firms = None,
+        account: str | None = None,
+    ) -> ReleaseResult:
+        """Free what the order still reserves (cancel confirmed, venue reject, expiry).
+
+        ``firm`` / ``account``: whose order, as for :meth:`replace`.
+        """
         who = self._actor(actor)
         check_id(order_id, "order_id")
         text("reason", reason, 200)
         k = self.keys
         raw = self._on_order(
             order_id,
+            firm,
+            account,
             lambda firm: self._call(
                 self.scripts.release,
                 [
@@ -549,8 +688,8 @@ class Ledger:
                 [order_id, reason, who, self.audit_maxlen],
             ),
         )
-        if raw is None:
-            return ReleaseResult(order_id, Reason.UNKNOWN_ORDER)
+        if isinstance(raw, _Unlocated):
+            return ReleaseResult(order_id, raw.reason, message=raw.message)
         return ReleaseResult(order_id, Reason(_s(raw[0])), int(raw[1]), bool(raw[2]))
 
     def fill(
@@ -562,12 +701,15 @@ class Ledger:
         *,
         actor: str | None = None,
         pnl: str | int | Decimal | None = None,
+        firm: Firms = None,
+        account: str | None = None,
     ) -> FillResult:
         """Record a fill; a fill id seen before changes nothing.
 
         ``pnl`` is the fill's realized profit (negative: loss) in major units,
         e.g. ``"-1250.50"``, as the caller's position keeping computed it; it
         counts toward the daily loss budget of every node on the order's path.
+        ``firm`` / ``account``: whose order, as for :meth:`replace`.
         """
         who = self._actor(actor)
         check_id(order_id, "order_id")
@@ -580,6 +722,8 @@ class Ledger:
         k = self.keys
         raw = self._on_order(
             order_id,
+            firm,
+            account,
             lambda firm: self._call(
                 self.scripts.fill,
                 [
@@ -603,8 +747,8 @@ class Ledger:
                 ],
             ),
         )
-        if raw is None:
-            return FillResult(order_id, fill_id, Reason.UNKNOWN_ORDER)
+        if isinstance(raw, _Unlocated):
+            return FillResult(order_id, fill_id, raw.reason, message=raw.message)
         return FillResult(
             order_id,
             fill_id,
@@ -616,6 +760,7 @@ class Ledger:
             bool(raw[5]),
             bool(raw[6]),
             bool(raw[7]),
+            _s(raw[8]) if len(raw) > 8 else "",
         )
 
     # -- kill switches ------------------------------------------------------------

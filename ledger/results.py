@@ -9,6 +9,7 @@ from ledger.reasons import Reason
 from ledger.stress import format_factor
 
 __all__ = [
+    "CLOSED_STATES",
     "Breach",
     "Decision",
     "FillResult",
@@ -17,6 +18,10 @@ __all__ = [
     "UtilizationRow",
     "Kill",
 ]
+
+
+#: States of an order that holds no reservation any more.
+CLOSED_STATES = frozenset({"filled", "released"})
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,10 @@ class Decision:
     shadow: tuple[Breach, ...] = ()
     #: Human-readable detail, e.g. which input was malformed.
     message: str = ""
+    #: What the order is now, on a reserve: ``open`` once accepted; on a replay the
+    #: stored order's state (``open``, ``filled``, ``released``, ``rejected``);
+    #: None for other operations and for input refused before reaching the ledger.
+    state: str | None = None
 
     @classmethod
     def reject(
@@ -62,10 +71,28 @@ class Decision:
     @classmethod
     def from_script(cls, order_id: str, raw: list[Any]) -> Decision:
         reason = Reason(_text(raw[0]))
+        end = 8 + 5 * int(raw[7])
         shadow = tuple(
             Breach(Reason(_text(raw[i])), _text(raw[i + 1]), raw[i + 2], raw[i + 3], raw[i + 4])
-            for i in range(8, 8 + 5 * int(raw[7]), 5)
+            for i in range(8, end, 5)
         )
+        state, message = None, ""
+        if reason is Reason.INVALID_ORDER and len(raw) > end:
+            # A stored sum would have lost exactness: the script names it.
+            message = _text(raw[end])
+        elif len(raw) > end:
+            # A replay carries the order's state now (lua/reserve-n.lua).
+            state = _text(raw[end])
+        if bool(raw[6]) and state in CLOSED_STATES:
+            # The first answer was an acceptance, but nothing is reserved any
+            # more: a retry must not read as one.
+            why = _text(raw[end + 1]) if len(raw) > end + 1 else ""
+            reason = Reason.ORDER_CLOSED
+            message = (
+                f"order {order_id} was reserved by an earlier identical call and is {state}"
+                + (f" ({why})" if why else "")
+                + " now; nothing is reserved for it"
+            )
         return cls(
             order_id=order_id,
             accepted=reason is Reason.OK,
@@ -77,6 +104,8 @@ class Decision:
             notional=int(raw[5]),
             replayed=bool(raw[6]),
             shadow=shadow,
+            message=message,
+            state=state,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,6 +119,7 @@ class Decision:
             "requested": self.requested,
             "notional": self.notional,
             "replayed": self.replayed,
+            "state": self.state,
             "shadow": [
                 {
                     "reason": b.reason.value,
@@ -165,6 +195,8 @@ class FillResult:
     overfill: bool = False
     #: This fill tripped the strategy's fill throttle and disabled it.
     disabled_strategy: bool = False
+    #: Why a fill was refused (e.g. a sum that would lose exactness).
+    message: str = ""
 
     @property
     def ok(self) -> bool:
@@ -183,6 +215,7 @@ class FillResult:
             "fill_notional": self.fill_notional,
             "duplicate": self.duplicate,
             "overfill": self.overfill,
+            "message": self.message,
         }
 
 
@@ -192,6 +225,8 @@ class ReleaseResult:
     reason: Reason
     released: int = 0
     already_closed: bool = False
+    #: Why the release was refused (e.g. an order id held by several firms).
+    message: str = ""
 
     @property
     def ok(self) -> bool:
@@ -204,6 +239,7 @@ class ReleaseResult:
             "reason": self.reason.value,
             "released": self.released,
             "already_closed": self.already_closed,
+            "message": self.message,
         }
 
 

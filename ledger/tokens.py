@@ -12,7 +12,7 @@ One key (``P`` is the key prefix, ``ledger`` by default; not firm-tagged and
 never touched by an order decision, so one slot holds every token):
 
 =============================  ======  ==================================================
-``P:tokens``                   hash    ``t|SHA256`` -> JSON ``{name, role, desks,
+``P:tokens``                   hash    ``t|SHA256`` -> JSON ``{name, role, desks, firms,
                                        created_at_ms}`` per token (sha256 hex of the
                                        token), ``n|NAME`` -> that sha256 (names are unique)
 =============================  ======  ==================================================
@@ -89,12 +89,16 @@ class Principal:
     #: Desk ids a desk-head token is scoped to (empty for other roles).
     desks: frozenset[str] = frozenset()
     created_at_ms: int = 0
+    #: Firms the token acts for (empty: not bound, every firm). A desk-head
+    #: token's firm comes from its desks instead.
+    firms: frozenset[str] = frozenset()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "role": self.role.value,
             "desks": sorted(self.desks),
+            "firms": sorted(self.firms),
             "created_at_ms": self.created_at_ms,
         }
 
@@ -163,12 +167,22 @@ class TokenStore:
     def key(self) -> str:
         return f"{self.prefix}:tokens"
 
-    def create(self, role: str | Role, name: str, desks: Iterable[str] = ()) -> str:
+    def create(
+        self,
+        role: str | Role,
+        name: str,
+        desks: Iterable[str] = (),
+        firms: Iterable[str] = (),
+    ) -> str:
         """Make a token and return it; this is the only time it can be seen.
 
+        ``firms`` binds the token to those firms: it may reserve only on their
+        accounts and touch only their orders.
+
         Raises:
-            InvalidInput: bad role, name or desk, desks given for a role other
-                than desk-head (or none for desk-head), or the name is taken.
+            InvalidInput: bad role, name, desk or firm, desks given for a role
+                other than desk-head (or none for desk-head), firms given for a
+                desk-head (its desks decide), or the name is taken.
             LedgerUnavailable: Redis failed.
         """
         the_role = _role(role)
@@ -182,6 +196,12 @@ class TokenStore:
             raise InvalidInput("desk", "a desk-head token needs at least one desk")
         if the_role is not Role.DESK_HEAD and desk_set:
             raise InvalidInput("desk", "only desk-head tokens are scoped to desks")
+        firm_set = frozenset(firms)
+        for firm in firm_set:
+            if not isinstance(firm, str) or not _ID.fullmatch(firm):
+                raise InvalidInput("firm", f"{firm!r} is not a firm id")
+        if the_role is Role.DESK_HEAD and firm_set:
+            raise InvalidInput("firm", "a desk-head token's firm comes from its desks")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         digest = hash_token(token, self._secret)
         record = json.dumps(
@@ -189,6 +209,7 @@ class TokenStore:
                 "name": name,
                 "role": the_role.value,
                 "desks": sorted(desk_set),
+                "firms": sorted(firm_set),
                 "created_at_ms": int(time.time() * 1000),
             },
             sort_keys=True,
@@ -252,4 +273,5 @@ def _principal(raw: bytes | str) -> Principal:
         Role(rec["role"]),
         frozenset(rec.get("desks", ())),
         int(rec.get("created_at_ms", 0)),
+        frozenset(rec.get("firms", ())),
     )

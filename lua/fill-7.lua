@@ -19,8 +19,9 @@
     ARGV[7] audit stream max length, ARGV[8] realized P&L in minor units ("" for none)
   Output: {code, leaves qty, cum qty, reserved notional, fill notional,
            1 if the fill id was seen before, 1 if the fill went beyond the order qty,
-           1 if this fill disabled the strategy}
-    Codes: OK, UNKNOWN_ORDER
+           1 if this fill disabled the strategy}; INVALID_ORDER adds a message
+    Codes: OK, UNKNOWN_ORDER, INVALID_ORDER (a stored sum would pass 2^53 - 1:
+    nothing is written, the fill id included, so the fill can be sent again)
 ]]
 --- @include "common"
 --- @include "money"
@@ -41,12 +42,14 @@ if not o then
     code = R.UNKNOWN_ORDER})
   return {R.UNKNOWN_ORDER, 0, 0, 0, 0, 0, 0, 0}
 end
-if rcall('HSETNX', order_key, 'f|' .. fill_id, 1) == 0 then
+-- The fill id is written with the rest, below: a refused fill leaves no trace.
+if rcall('HEXISTS', order_key, 'f|' .. fill_id) == 1 then
   return {R.OK, math.max(o.qty - o.cum, 0), o.cum, o.res, 0, 1, 0, 0}
 end
 
 local amount = notional(fq, pn, ps, o.mu)
-local cum = o.cum + fq
+local cum = exact_add(o.cum, fq, 'filled qty', 'order ' .. order_id)
+local fn = exact_add(o.fn, amount, 'filled notional', 'order ' .. order_id)
 local leaves = math.max(o.qty - cum, 0)
 local reserved = o.res
 local open = o.st == 'open'
@@ -64,21 +67,29 @@ local day = pnl and day_of(meta[1], now)
 local aggs = read_nodes(agg_key, o.scopes)
 local pos = read_positions(pos_key, o.scopes, o.sym)
 for i, a in ipairs(aggs) do
-  a[oi] = a[oi] + reserved - o.res
-  a[oi + 2] = a[oi + 2] + amount
+  local at = o.scopes[i] .. '|' .. o.sym
+  a[oi] = exact_add(a[oi], reserved - o.res, NODE_SUMS[oi], o.scopes[i])
+  a[oi + 2] = exact_add(a[oi + 2], amount, NODE_SUMS[oi + 2], o.scopes[i])
   if closes then a[5] = a[5] - 1 end
   if pnl then
     -- Slot 6 (rings) must exist for the array to stay an array when packed.
     a[6] = a[6] or {}
-    a[8] = day_pnl(a, day) + pnl
+    a[8] = exact_add(day_pnl(a, day), pnl, "today's realized P&L", o.scopes[i])
     a[7] = day
   end
   local p = pos[i]
-  p[oi] = p[oi] + reserved - o.res
-  p[oi + 2] = p[oi + 2] + amount
-  p[4 + oi] = p[4 + oi] + open_qty_change
-  p[7] = p[7] + signed
+  p[oi] = exact_add(p[oi], reserved - o.res, POSITION_SUMS[oi], at)
+  p[oi + 2] = exact_add(p[oi + 2], amount, POSITION_SUMS[oi + 2], at)
+  p[4 + oi] = exact_add(p[4 + oi], open_qty_change, POSITION_SUMS[4 + oi], at)
+  p[7] = exact_add(p[7], signed, POSITION_SUMS[7], at)
 end
+if inexact then
+  audit(audit_key, maxlen, {op = 'fill', order_id = order_id, fill = fill_id, by = actor,
+    code = R.INVALID_ORDER, qty = fq, pn = pn, ps = ps, why = inexact_message()})
+  return {R.INVALID_ORDER, math.max(o.qty - o.cum, 0), o.cum, o.res, 0, 0, 0, 0,
+    inexact_message()}
+end
+rcall('HSET', order_key, 'f|' .. fill_id, 1)
 
 local tripped = 0
 local strategy = meta[2] and cmsgpack.unpack(meta[2])
@@ -111,7 +122,7 @@ if closes then
   rcall('ZREM', open_key, unpack(open_members(o, order_id)))
   rcall('HSET', order_key, 'st', 'filled')
 end
-rcall('HSET', order_key, 'cum', cum, 'res', reserved, 'fn', o.fn + amount)
+rcall('HSET', order_key, 'cum', cum, 'res', reserved, 'fn', fn)
 local over = cum > o.qty and 1 or 0
 audit(audit_key, maxlen, about({op = 'fill', order_id = order_id, fill = fill_id, by = actor,
   code = R.OK, qty = fq, pn = pn, ps = ps, notional = amount, leaves = leaves, over = over,

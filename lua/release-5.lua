@@ -24,6 +24,8 @@ if not o then
 elseif o.st ~= 'open' then
   result = {R.OK, 0, 1}
 else
+  -- Only subtractions of what the order added: every result lies between zero
+  -- and a sum already stored exactly, so no exact_add is needed here.
   local aggs = read_nodes(agg_key, o.scopes)
   for _, a in ipairs(aggs) do
     a[open_ix(o.side)] = a[open_ix(o.side)] - o.res

@@ -17,7 +17,8 @@
     ARGV[3] new price numerator, ARGV[4] new price scale
     ARGV[5] actor, ARGV[6] audit stream max length
   Output: decision array as reserve-n.lua; [6] is the new reserved notional.
-    Codes: OK, UNKNOWN_ORDER, ORDER_CLOSED, INVALID_ORDER (qty not above filled qty),
+    Codes: OK, UNKNOWN_ORDER, ORDER_CLOSED, INVALID_ORDER (qty not above filled qty, or
+    a stored sum would pass 2^53 - 1: the message last),
     KILL_SWITCH, NO_POLICY, UNKNOWN_NODE, ROUTING_STALE, NOT_ENTITLED, UNKNOWN_SYMBOL,
     STRATEGY_DISABLED, SYMBOL_HALTED, REFERENCE_PRICE_STALE, PRICE_COLLAR, REDUCE_ONLY,
     MAX_ORDER_QTY, MAX_ORDER_NOTIONAL, GROSS_LIMIT, NET_LIMIT, CONCENTRATION_LIMIT,
@@ -91,10 +92,12 @@ if out.reject then return record(d, o) end
 
 local oi = open_ix(o.side)
 for i, nd in ipairs(path) do
-  nd.agg[oi] = nd.agg[oi] + delta
-  pos[i][oi] = pos[i][oi] + delta
-  pos[i][4 + oi] = pos[i][4 + oi] + qty - o.qty
+  local at = s[i] .. '|' .. o.sym
+  nd.agg[oi] = exact_add(nd.agg[oi], delta, NODE_SUMS[oi], nd.scope)
+  pos[i][oi] = exact_add(pos[i][oi], delta, POSITION_SUMS[oi], at)
+  pos[i][4 + oi] = exact_add(pos[i][4 + oi], qty - o.qty, POSITION_SUMS[4 + oi], at)
 end
+if inexact then return record(inexact_reject(reserved), o) end
 count_messages(path, now)
 write_nodes(agg_key, s, path_aggs(path))
 write_positions(pos_key, s, o.sym, pos)

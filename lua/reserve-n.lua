@@ -28,6 +28,8 @@
     [6] order notional, minor units
     [7] 1 if this is the stored decision of an earlier identical call
     [8] number of shadow breaches, then 5 fields each: code, scope, limit, used, requested
+    then, on a replay only: the order's state now (open, filled, released,
+    rejected) and the release reason ("" if none)
   For a basket: {code, failing leg (1-based, 0 for none), then the decision
     arrays of the legs decided, the failing one last (a leg refused before
     any was decided, DUPLICATE_ORDER_ID, comes alone)}; BASKET_LIMIT has leg
@@ -36,7 +38,8 @@
     UNKNOWN_SYMBOL, STRATEGY_DISABLED, SYMBOL_HALTED, REFERENCE_PRICE_STALE,
     PRICE_COLLAR, DUPLICATE_ORDER_ID, DUPLICATE_ORDER, REDUCE_ONLY, MAX_ORDER_QTY,
     MAX_ORDER_NOTIONAL, OPEN_ORDERS_LIMIT, GROSS_LIMIT, NET_LIMIT, CONCENTRATION_LIMIT,
-    DAILY_LOSS_LIMIT, MESSAGE_RATE, CANCEL_RATIO, BASKET_LIMIT
+    DAILY_LOSS_LIMIT, MESSAGE_RATE, CANCEL_RATIO, BASKET_LIMIT, INVALID_ORDER (a stored
+    sum would pass 2^53 - 1: refused, not remembered, the message last)
 ]]
 --- @include "common"
 --- @include "money"
@@ -152,12 +155,14 @@ local function decide(leg)
 
   local oi = open_ix(side)
   for i, nd in ipairs(path) do
-    nd.agg[oi] = nd.agg[oi] + amount
-    nd.agg[5] = nd.agg[5] + 1
+    nd.agg[oi] = exact_add(nd.agg[oi], amount, NODE_SUMS[oi], nd.scope)
+    nd.agg[5] = exact_add(nd.agg[5], 1, NODE_SUMS[5], nd.scope)
     local p = pos[i]
-    p[oi] = p[oi] + amount
-    p[4 + oi] = p[4 + oi] + qty
+    p[oi] = exact_add(p[oi], amount, POSITION_SUMS[oi], pkeys[i])
+    p[4 + oi] = exact_add(p[4 + oi], qty, POSITION_SUMS[4 + oi], pkeys[i])
   end
+  -- Refused, not remembered: the shared state it touched is never written.
+  if inexact then return inexact_reject(amount), nil, true end
   count_messages(path, now, 9)
   if window > 0 then fresh_dups[leg.dup_key] = window end
   return d, {leg = leg, mu = info.mu, amount = amount, d = d, path = path}
@@ -201,16 +206,25 @@ local function commit(plans)
   rcall('ZADD', open_key, unpack(members))
 end
 
+-- The stored first decision of an order id, marked replayed, followed by what
+-- the order is now (its state and, once released, why): a retry must never
+-- read a dead order as live.
+local function replayed(dec, st, why)
+  local d = cmsgpack.unpack(dec)
+  d[7] = 1
+  d[#d + 1] = st
+  d[#d + 1] = why or ''
+  return d
+end
+
 -- A single order: rejects are remembered with the order id, except those a
 -- policy load or a routing refresh may cure.
 if basket == '' then
   local leg = leg_of(1)
-  local seen = rcall('HMGET', leg.order_key, 'fp', 'dec')
+  local seen = rcall('HMGET', leg.order_key, 'fp', 'dec', 'st', 'why')
   if seen[1] then
     if seen[1] == leg.fp then
-      local d = cmsgpack.unpack(seen[2])
-      d[7] = 1
-      return d
+      return replayed(seen[2], seen[3], seen[4])
     end
     local d = reject_array(R.DUPLICATE_ORDER_ID)
     audit_leg(leg, d)
@@ -233,7 +247,7 @@ end
 local legs, stored, replays = {}, {}, 0
 for i = 1, nlegs do
   legs[i] = leg_of(i)
-  local seen = rcall('HMGET', legs[i].order_key, 'fp', 'dec', 'bk')
+  local seen = rcall('HMGET', legs[i].order_key, 'fp', 'dec', 'bk', 'st', 'why')
   if seen[1] then
     -- Only an order this very basket reserved replays; any other use of the id is a clash.
     if seen[1] ~= legs[i].fp or seen[3] ~= basket then
@@ -242,9 +256,7 @@ for i = 1, nlegs do
         leg = i, order_id = legs[i].id}, legs[i].scopes, legs[i].sym))
       return {d[1], i, d}
     end
-    local d = cmsgpack.unpack(seen[2])
-    d[7] = 1
-    stored[i] = d
+    stored[i] = replayed(seen[2], seen[4], seen[5])
     replays = replays + 1
   end
 end
@@ -293,9 +305,13 @@ end
 local totals, where = {}, {}
 for _, plan in ipairs(plans) do
   for _, nd in ipairs(plan.path) do
-    totals[nd.scope] = (totals[nd.scope] or 0) + plan.amount
+    totals[nd.scope] = exact_add(totals[nd.scope] or 0, plan.amount, 'basket total', nd.scope)
     where[nd.scope] = nd
   end
+end
+if inexact then
+  local d = inexact_reject(0)
+  return basket_reject(R.INVALID_ORDER, 0, d, d)
 end
 local out = {shadow = {}}
 for _, plan in ipairs(plans) do

@@ -27,6 +27,9 @@ the ledger. It follows the check order of lua/reserve-n.lua:
   rejected basket leaves nothing behind. An id seen before may only come
   back in the basket that reserved it, with the same fields: a basket of
   such ids only is replayed, one that adds new legs is refused.
+* a replay says what the order is now (``state``): open, or rejected as it
+  was; an order since filled or released replays as ORDER_CLOSED (a basket:
+  at its first such leg), never as an acceptance.
 
 Message windows, the cancel-to-new ratio and the fill throttle are set far
 beyond what a run can send (they depend on time), so their code runs and
@@ -362,6 +365,7 @@ class Expected:
     notional: int = 0
     replayed: bool = False
     shadow: tuple[Breach, ...] = ()
+    state: str | None = None
 
     @classmethod
     def of(cls, d: Decision) -> Expected:
@@ -375,6 +379,7 @@ class Expected:
             d.notional,
             d.replayed,
             tuple((b.reason, b.scope, b.limit, b.used, b.requested) for b in d.shadow),
+            d.state,
         )
 
 
@@ -703,14 +708,26 @@ class Model:
             self.messages += 1
         return d, False
 
+    def _replay(self, oid: str) -> Expected:
+        """The first decision of ``oid`` with what the order is now: a replay of an
+        order since filled or released is ORDER_CLOSED, never an acceptance."""
+        first = self.first[oid][1]
+        o = self.orders.get(oid)
+        state = o.status if o is not None else "rejected"
+        if state in ("filled", "released"):
+            return replace(
+                first, accepted=False, reason=Reason.ORDER_CLOSED, replayed=True, state=state
+            )
+        return replace(first, replayed=True, state=state)
+
     def reserve(self, oid: str, o: Order) -> Expected:
         fp = fingerprint(o)
         if oid in self.first:
-            first_fp, first = self.first[oid]
-            if first_fp == fp:
-                return replace(first, replayed=True)
+            if self.first[oid][0] == fp:
+                return self._replay(oid)
             return reject(Reason.DUPLICATE_ORDER_ID)
         d, transient = self._decide(oid, o)
+        d = replace(d, state="open" if d.accepted else "rejected")
         if not transient:
             self.first[oid] = (fp, d)
         return d
@@ -726,7 +743,10 @@ class Model:
             ):
                 return BasketExpected(False, Reason.DUPLICATE_ORDER_ID, i, oid, ((oid, dup_id),))
         if all(oid in self.first for oid, _ in legs):
-            replayed = tuple((oid, replace(self.first[oid][1], replayed=True)) for oid, _ in legs)
+            replayed = tuple((oid, self._replay(oid)) for oid, _ in legs)
+            for i, (oid, d) in enumerate(replayed, start=1):
+                if d.reason is Reason.ORDER_CLOSED:
+                    return BasketExpected(False, Reason.ORDER_CLOSED, i, oid, replayed[:i])
             return BasketExpected(True, Reason.OK, 0, None, replayed)
         saved = copy.deepcopy((self.agg, self.pos, self.orders, self.dups, self.messages))
         decided: list[tuple[str, Expected]] = []
@@ -773,6 +793,7 @@ class Model:
                             totals[scope],
                         )
                     )
+        decided = [(oid, replace(d, state="open")) for oid, d in decided]
         for (oid, fp), (_, d) in zip(legs, decided, strict=True):
             self.first[oid] = (fp, d)
             self.basket_of[oid] = basket_id

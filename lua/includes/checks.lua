@@ -149,6 +149,14 @@ local function reject_array(code, scope, notional)
   return {code, scope or false, false, false, false, notional or 0, 0, 0}
 end
 
+-- A stored sum would have lost exactness (common.lua's exact_add): INVALID_ORDER
+-- at the node, limit 2^53 - 1, used the sum so far, requested the addend, then
+-- the message naming the sum after the (empty) shadow list.
+local function inexact_reject(notional)
+  return {R.INVALID_ORDER, inexact[2] ~= '' and inexact[2] or false, EXACT_MAX, inexact[3],
+    inexact[4], notional or 0, 0, 0, inexact_message()}
+end
+
 -- Counts one message in the windows of every node, and in the ring of the
 -- cancel-to-new ratio (ratio_ring 9 for a new order, 10 for a cancel).
 local function count_messages(path, now, ratio_ring)

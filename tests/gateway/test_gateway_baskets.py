@@ -79,3 +79,25 @@ def test_fill_carries_pnl_into_the_day_of_every_node(client, auth, new_order, re
         headers=auth("order-entry"),
     )
     assert bad.status_code == 400 and bad.json["message"].startswith("pnl")
+
+
+def test_a_basket_retry_is_200_while_open_and_409_once_a_leg_is_released(
+    client, auth, new_order, redis_client, ledger
+):
+    headers = auth("order-entry")
+    body = {"basket_id": "b1", "orders": [new_order("l1"), new_order("l2", side="sell")]}
+    assert client.post("/v1/baskets", json=body, headers=headers).status_code == 201
+    again = client.post("/v1/baskets", json=body, headers=headers)
+    assert (again.status_code, again.json["replayed"]) == (200, True)
+    assert [leg["state"] for leg in again.json["legs"]] == ["open", "open"]
+    released = client.post("/v1/orders/l1/release", json={"reason": "expired"}, headers=headers)
+    assert released.status_code == 200
+    closed = client.post("/v1/baskets", json=body, headers=headers)
+    assert closed.status_code == 409, closed.json
+    assert (closed.json["reason"], closed.json["leg"], closed.json["failing_order"]) == (
+        "ORDER_CLOSED",
+        1,
+        "l1",
+    )
+    assert closed.json["legs"][-1]["state"] == "released"
+    assert aggregates(redis_client, ledger.keys, "ACME")["desk:EQ-CASH"].n == 1

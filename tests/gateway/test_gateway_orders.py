@@ -41,9 +41,45 @@ def test_same_order_twice_is_replayed_and_reserved_once(
 ):
     first = client.post("/v1/orders", json=new_order("o1"), headers=auth("order-entry"))
     again = client.post("/v1/orders", json=new_order("o1"), headers=auth("order-entry"))
-    assert first.status_code == again.status_code == 201
+    # 201 created it; the replay created nothing: 200, still open.
+    assert (first.status_code, first.json["state"], first.json["replayed"]) == (201, "open", False)
+    assert (again.status_code, again.json["decision"], again.json["state"]) == (
+        200,
+        "accepted",
+        "open",
+    )
     assert again.json["replayed"] is True
     assert desk_gross(redis_client, ledger) == 1872500
+
+
+@pytest.mark.parametrize(
+    ("close", "state"),
+    [
+        ("/release", "released"),
+        ("/fills", "filled"),
+    ],
+)
+def test_a_retry_of_a_closed_order_is_409_order_closed_never_accepted(
+    client, auth, new_order, redis_client, ledger, close, state
+):
+    headers = auth("order-entry")
+    assert client.post("/v1/orders", json=new_order("o1"), headers=headers).status_code == 201
+    body = (
+        {"reason": "cancelled"}
+        if close == "/release"
+        else {"fill_id": "f1", "qty": "100", "price": "187.25"}
+    )
+    assert client.post(f"/v1/orders/o1{close}", json=body, headers=headers).status_code == 200
+    again = client.post("/v1/orders", json=new_order("o1"), headers=headers)
+    assert again.status_code == 409, again.json
+    assert (again.json["decision"], again.json["reason"], again.json["state"]) == (
+        "rejected",
+        "ORDER_CLOSED",
+        state,
+    )
+    assert again.json["replayed"] is True
+    agg = aggregates(redis_client, ledger.keys, "ACME")["desk:EQ-CASH"]
+    assert agg.ob == 0 and agg.n == 0
 
 
 @pytest.mark.parametrize(

@@ -126,8 +126,8 @@ def test_cli_list_and_revoke(run, store):
     listed = run("list")
     assert listed.exit_code == 0
     lines = listed.stdout.splitlines()
-    assert lines[0].split() == ["NAME", "ROLE", "DESKS", "CREATED"]
-    assert lines[1].split()[:3] == ["dh-1", "desk-head", "EQ-CASH"]
+    assert lines[0].split() == ["NAME", "ROLE", "DESKS", "FIRMS", "CREATED"]
+    assert lines[1].split()[:4] == ["dh-1", "desk-head", "EQ-CASH", "-"]
     as_json = json.loads(run("list", "--json").stdout)
     assert [(t["name"], t["role"]) for t in as_json] == [("dh-1", "desk-head"), ("ops-1", "ops")]
     assert run("revoke", "ops-1").exit_code == 0
@@ -211,3 +211,17 @@ def test_cli_without_the_secret_exits_1_naming_it(run, redis_client):
     assert result.exit_code == 1
     assert "LEDGER_TOKEN_SECRET: not set" in result.stderr
     assert redis_client.exists("ledger:tokens") == 0
+
+
+def test_cli_binds_a_token_to_firms_and_lists_them(run, store):
+    made = run("create", "--role", "order-entry", "--name", "oms-f", "--firm", "F1", "--firm", "F2")
+    assert made.exit_code == 0, made.output
+    assert store.lookup(made.stdout.strip()).firms == {"F1", "F2"}
+    assert run("list").stdout.splitlines()[1].split()[:4] == ["oms-f", "order-entry", "-", "F1,F2"]
+    assert json.loads(run("list", "--json").stdout)[0]["firms"] == ["F1", "F2"]
+    # A desk head's firm comes from its desks; a firm id is an id.
+    head = run("create", "--role", "desk-head", "--name", "dh", "--desk", "D1", "--firm", "F1")
+    assert head.exit_code == 1 and "firm" in head.stderr
+    bad = run("create", "--role", "order-entry", "--name", "x", "--firm", "{F1}")
+    assert bad.exit_code == 1 and "firm" in bad.stderr
+    assert [p.name for p in store.list()] == ["oms-f"]
