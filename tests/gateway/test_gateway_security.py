@@ -181,7 +181,9 @@ def test_the_gateway_user_trades_through_the_library_and_the_gateway(acl_server,
     )
     client = app.test_client()
     assert client.get("/readyz").status_code == 200
-    answer = client.post("/v1/orders", json=ORDER, headers={"Authorization": f"Bearer {oe}"})
+    # A new id: o1 above is released, and a retry of it is now 409 ORDER_CLOSED.
+    fresh = {**ORDER, "order_id": "gw-1"}
+    answer = client.post("/v1/orders", json=fresh, headers={"Authorization": f"Bearer {oe}"})
     assert answer.status_code == 201 and answer.json["decision"] == "accepted"
     ops_auth = {"Authorization": f"Bearer {ops}"}
     killed = client.post(
