@@ -16,6 +16,12 @@ integer), then from ``test_config``:
 ``ACTOR``                 ``gateway@HOST``              recorded with every decision
 ``DASHBOARD_REFRESH_MS``  ``2000``                      how often the dashboard refreshes
 ``AUDIT_SCAN``            ``500``                       audit records the dashboard reads
+``DURABLE_REPLICAS``      ``0``                         replicas that must hold a change
+                                                        before it is acknowledged; 503
+                                                        when they do not (README "High
+                                                        availability")
+``DURABLE_TIMEOUT_MS``    ``100``                       how long to wait for them
+``DURABLE_FSYNC``         ``false``                     they must have fsynced it (WAITAOF)
 ========================  ===========================  =================================
 """
 
@@ -33,6 +39,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ledger import Ledger
+from ledger.durable import DEFAULT_TIMEOUT_MS, Durability, env_message
 from ledger.tokens import TokenStore
 
 __all__ = ["create_app", "get_ledger", "get_tokens", "DEFAULTS"]
@@ -44,6 +51,9 @@ DEFAULTS: dict[str, Any] = {
     "ACTOR": None,
     "DASHBOARD_REFRESH_MS": 2000,
     "AUDIT_SCAN": 500,
+    "DURABLE_REPLICAS": 0,
+    "DURABLE_TIMEOUT_MS": DEFAULT_TIMEOUT_MS,
+    "DURABLE_FSYNC": False,
     # Orders are small; anything this large is not an order.
     "MAX_CONTENT_LENGTH": 64 * 1024,
 }
@@ -56,7 +66,10 @@ class _Connection:
     """The ledger and token store of one process (gunicorn forks workers after import)."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        timeout_s = int(config["REDIS_TIMEOUT_MS"]) / 1000
+        durability = _durability(config)
+        # The durability wait comes on top of the bound on the call itself.
+        wait_ms = durability.timeout_ms if durability.on else 0
+        timeout_s = (int(config["REDIS_TIMEOUT_MS"]) + wait_ms) / 1000
         # One immediate retry on a broken connection only (a server restart leaves
         # stale pooled sockets); never on a timeout, which keeps the bound honest.
         client = redis.Redis.from_url(
@@ -68,7 +81,7 @@ class _Connection:
         )
         actor = config["ACTOR"] or f"gateway@{socket.gethostname()}"
         self.pid = os.getpid()
-        self.ledger = Ledger(client, prefix=config["PREFIX"], actor=actor)
+        self.ledger = Ledger(client, prefix=config["PREFIX"], actor=actor, **durability.as_kwargs())
         self.tokens = TokenStore(client, config["PREFIX"])
 
 
@@ -96,6 +109,15 @@ def get_tokens() -> TokenStore:
     return _connection().tokens
 
 
+def _durability(config: dict[str, Any]) -> Durability:
+    try:
+        return Durability(
+            config["DURABLE_REPLICAS"], config["DURABLE_TIMEOUT_MS"], config["DURABLE_FSYNC"]
+        )
+    except ValueError as exc:
+        raise ValueError(env_message(exc)) from None
+
+
 def _check_config(config: dict[str, Any]) -> None:
     """Refuse settings that would only fail on the first request; the message names the variable."""
     for name, minimum in (
@@ -115,6 +137,7 @@ def _check_config(config: dict[str, Any]) -> None:
         )
     if not isinstance(config["REDIS_URL"], str) or "://" not in config["REDIS_URL"]:
         raise ValueError(f"LEDGER_REDIS_URL must be a redis:// URL, got {config['REDIS_URL']!r}")
+    _durability(config)
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:

@@ -23,6 +23,7 @@ import click
 import redis
 
 from ledger import cli_format as fmt
+from ledger import durable
 from ledger.audit_follow import AuditFollower
 from ledger.cancels import cancel_instructions
 from ledger.cli_override import override, stress
@@ -76,6 +77,7 @@ class Settings:
                     cluster=self.cluster,
                     prefix=self.prefix,
                     actor="cli",
+                    **durable.from_env().as_kwargs(),
                 )
             except ValueError as exc:
                 url = fmt.safe_url(self.redis_url)
