@@ -9,7 +9,8 @@ are parsed as JSON where they can be, so ``LEDGER_REDIS_TIMEOUT_MS=50`` is an
 integer), then from ``test_config``:
 
 ========================  ===========================  =================================
-``REDIS_URL``             ``redis://127.0.0.1:6379/0``  the ledger's Redis
+``REDIS_URL``             ``redis://127.0.0.1:6379/0``  the ledger's Redis (also
+                                                        ``redis+sentinel://h:p,h:p/svc``)
 ``REDIS_TIMEOUT_MS``      ``50``                        bound on every Redis call; past it
                                                         an order is refused (fail closed)
 ``PREFIX``                ``ledger``                    key prefix
@@ -38,7 +39,7 @@ from flask import Flask, current_app
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ledger import Ledger
+from ledger import Ledger, sentinel
 from ledger.durable import DEFAULT_TIMEOUT_MS, Durability, env_message
 from ledger.tokens import TokenStore
 
@@ -70,10 +71,14 @@ class _Connection:
         # The durability wait comes on top of the bound on the call itself.
         wait_ms = durability.timeout_ms if durability.on else 0
         timeout_s = (int(config["REDIS_TIMEOUT_MS"]) + wait_ms) / 1000
+        url = config["REDIS_URL"]
         # One immediate retry on a broken connection only (a server restart leaves
         # stale pooled sockets); never on a timeout, which keeps the bound honest.
-        client = redis.Redis.from_url(
-            config["REDIS_URL"],
+        # A Sentinel URL finds the primary again after a failover: the retry
+        # of a dropped connection asks the sentinels anew.
+        connect = sentinel.master_client if sentinel.is_sentinel_url(url) else redis.Redis.from_url
+        client = connect(
+            url,
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
             health_check_interval=0,
@@ -137,6 +142,11 @@ def _check_config(config: dict[str, Any]) -> None:
         )
     if not isinstance(config["REDIS_URL"], str) or "://" not in config["REDIS_URL"]:
         raise ValueError(f"LEDGER_REDIS_URL must be a redis:// URL, got {config['REDIS_URL']!r}")
+    if sentinel.is_sentinel_url(config["REDIS_URL"]):
+        try:
+            sentinel.parse(config["REDIS_URL"])
+        except ValueError as exc:
+            raise ValueError(f"LEDGER_REDIS_URL: {exc}") from None
     _durability(config)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import click
 import redis
 
+from ledger import sentinel
 from ledger.errors import InvalidInput, LedgerUnavailable
 from ledger.tokens import Role, TokenStore
 
@@ -95,9 +96,9 @@ def token(ctx: click.Context, redis_url: str | None, prefix: str | None) -> None
 def _store(ctx: click.Context) -> TokenStore:
     settings = ctx.find_object(dict) or {}
     try:
-        client = redis.Redis.from_url(
-            settings["redis_url"], socket_timeout=2.0, socket_connect_timeout=2.0
-        )
+        url = settings["redis_url"]
+        connect = sentinel.master_client if sentinel.is_sentinel_url(url) else redis.Redis.from_url
+        client = connect(url, socket_timeout=2.0, socket_connect_timeout=2.0)
     except ValueError as exc:
         raise _Failure(f"invalid Redis URL: {exc}", EXIT_BAD_INPUT) from exc
     ctx.call_on_close(client.close)

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import msgpack
 import redis
 
-from ledger import policy_store, views
+from ledger import policy_store, sentinel, views
 from ledger._types import RedisClient
 from ledger.durable import DEFAULT_TIMEOUT_MS, Durability, DurableWrites
 from ledger.errors import InvalidInput, LedgerUnavailable, ReenableRefused, UnknownScope
@@ -164,14 +164,24 @@ class Ledger:
     def from_url(
         cls, url: str, *, timeout_s: float = 1.0, cluster: bool = False, **kwargs: Any
     ) -> Ledger:
-        """Connect to ``redis://host:port/db``; ``timeout_s`` bounds every call.
+        """Connect to ``redis://host:port/db`` (or ``redis+sentinel://``, see
+        ledger/sentinel.py); ``timeout_s`` bounds every call.
 
         With ``durable_replicas``, a call may wait ``durable_timeout_ms`` more.
         """
         if kwargs.get("durable_replicas"):
             timeout_s += kwargs.get("durable_timeout_ms", DEFAULT_TIMEOUT_MS) / 1000
-        if cluster:
-            client: Any = redis.RedisCluster.from_url(
+        if sentinel.is_sentinel_url(url):
+            if cluster:
+                raise ValueError("a redis+sentinel:// URL names no Redis Cluster")
+            client: Any = sentinel.master_client(
+                url,
+                socket_timeout=timeout_s,
+                socket_connect_timeout=timeout_s,
+                health_check_interval=0,
+            )
+        elif cluster:
+            client = redis.RedisCluster.from_url(
                 url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
             )
         else:

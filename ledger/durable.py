@@ -40,6 +40,8 @@ __all__ = ["Durability", "DurableWrites", "NotDurable", "ENV_VARS", "from_env", 
 ENV_VARS: Final = ("LEDGER_DURABLE_REPLICAS", "LEDGER_DURABLE_TIMEOUT_MS", "LEDGER_DURABLE_FSYNC")
 #: The wait when none is given: replication on one network answers in well under 1 ms.
 DEFAULT_TIMEOUT_MS: Final = 100
+#: A replica acknowledges every second; one silent for longer is not counted as live.
+MAX_REPLICA_LAG_S: Final = 5
 _TRUE: Final = ("1", "true", "yes", "on")
 _FALSE: Final = ("0", "false", "no", "off", "")
 
@@ -252,7 +254,31 @@ class DurableWrites:
         if depth == 0:
             self.confirm()
 
-    def replicas_connected(self) -> int:
-        """Replicas connected to this server now (``INFO replication``)."""
+    def not_ready(self) -> str | None:
+        """Why this server cannot take writes as the setting asks now; None when it can.
+
+        One ``INFO replication``: a replica (say, the old primary after a
+        failover, or a URL that points at one) refuses every write, and too few
+        live replicas would fail every change of this setting closed.
+        """
         info = self.client.info("replication")
-        return int(info.get("connected_slaves", 0))
+        role = str(info.get("role", "unknown"))
+        if role != "master":
+            return f"connected to a read-only {role}: every write would be refused"
+        if not self.on:
+            return None
+        live = 0
+        for i in range(int(info.get("connected_slaves", 0))):
+            replica = info.get(f"slave{i}")
+            if (
+                isinstance(replica, dict)
+                and replica.get("state") == "online"
+                and int(replica.get("lag", 0)) <= MAX_REPLICA_LAG_S
+            ):
+                live += 1
+        if live < self.setting.replicas:
+            return (
+                f"{live} live replica(s), durability needs {self.setting.replicas}: "
+                "every change would fail closed"
+            )
+        return None
