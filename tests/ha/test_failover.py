@@ -1,4 +1,5 @@
-"""The failover proof: a primary with a replica under three sentinels, four processes of load.
+"""The failover proof: a primary with a replica under three sentinels, load from four
+library processes and through two gateway instances (gunicorn), all on ``redis+sentinel://``.
 
 The replica is stalled (SIGSTOP) while the load goes on, the primary is then
 SIGKILLed, the replica resumed and promoted by the sentinels, and the old
@@ -16,6 +17,7 @@ import json
 import multiprocessing as mp
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -23,17 +25,22 @@ from typing import Any
 import pytest
 import redis
 
+from gateway.run import _http, launch, stop, wait_ready
 from ledger import Ledger, LedgerUnavailable, Order
+from ledger.embedded import free_port
+from ledger.tokens import Role, TokenStore
 from tests.ha.conftest import Replicated, Sentinels
 from tests.helpers import load
 
 WORKERS = 4
+#: Drop copies: four library processes, then one HTTP client per gateway instance.
+TAGS = (*(f"w{i}" for i in range(WORKERS)), "g0", "g1")
 #: Acknowledged reservations each process must have before the stall and after the failover.
-ACKS = 15
+ACKS = 10
 #: Orders each process sends while the replica is stalled, without durable acknowledgement:
 #: well past what the socket buffers hold (about 400 per process here), which a
 #: resumed replica would still read and apply.
-STALL_ORDERS = 1000
+STALL_ORDERS = 800
 POLICY: dict[str, Any] = {
     "version": 1,
     "currency": "USD",
@@ -85,10 +92,41 @@ def _worker(url: str, durable: bool, tag: str, workdir: str) -> None:
             i += 1
 
 
+def _http_worker(base: str, token: str, tag: str, workdir: str) -> None:
+    """The same load through a gateway instance: 201, 403 (a reject) or 503 (fail closed)."""
+    path = Path(workdir)
+    with open(path / f"{tag}.jsonl", "a", encoding="utf-8") as out:
+        i = 0
+        while (phase := _phase(path)) != "stop":
+            body = {
+                "order_id": f"{tag}-{i}",
+                "trader": "T1",
+                "strategy": "S1",
+                "account": "A1",
+                "symbol": "XYZ",
+                "side": "buy" if i % 2 else "sell",
+                "qty": "5000" if i % 25 == 24 else "1",
+                "price": "1",
+            }
+            try:
+                status, answer = _http("POST", base + "/v1/orders", token, body, timeout_s=10)
+                reason = (answer or {}).get("reason") if isinstance(answer, dict) else None
+                result = {201: "accepted", 503: "unavailable"}.get(status, f"{status} {reason}")
+                if status == 403:
+                    result = str(reason)
+            except OSError as exc:
+                result = f"no answer: {exc}"
+            if result == "unavailable":
+                time.sleep(0.02)
+            out.write(json.dumps({"id": body["order_id"], "phase": phase, "answer": result}) + "\n")
+            out.flush()
+            i += 1
+
+
 def _answers(workdir: Path) -> list[dict[str, str]]:
     rows = []
-    for i in range(WORKERS):
-        path = workdir / f"w{i}.jsonl"
+    for tag in TAGS:
+        path = workdir / f"{tag}.jsonl"
         if path.exists():
             for line in path.read_text(encoding="utf-8").splitlines():
                 if line.endswith("}"):
@@ -96,18 +134,24 @@ def _answers(workdir: Path) -> list[dict[str, str]]:
     return rows
 
 
-def _each_has(workdir: Path, phase: str, count: int, answer: str | None = "accepted") -> bool:
+def _each_has(
+    workdir: Path,
+    phase: str,
+    count: int,
+    answer: str | None = "accepted",
+    tags: tuple[str, ...] = TAGS,
+) -> bool:
     rows = _answers(workdir)
     return all(
         sum(
             1
             for r in rows
-            if r["id"].startswith(f"w{i}-")
+            if r["id"].startswith(f"{tag}-")
             and r["phase"] == phase
             and (answer is None or r["answer"] == answer)
         )
         >= count
-        for i in range(WORKERS)
+        for tag in tags
     )
 
 
@@ -116,22 +160,44 @@ def _run(
 ) -> dict[str, Any]:
     """The whole scenario; returns what the drop copies and the new primary say."""
     topo: Replicated = sentinels.topo
-    load(Ledger.from_url(sentinels.url, timeout_s=5.0), POLICY)
+    setup = Ledger.from_url(sentinels.url, timeout_s=5.0)
+    load(setup, POLICY)
+    token = TokenStore(setup.redis).create(Role.ORDER_ENTRY, "oe-failover")
     topo.synced()
+    env = {"LEDGER_REDIS_TIMEOUT_MS": "1000"}
+    if durable:
+        env |= {"LEDGER_DURABLE_REPLICAS": "1", "LEDGER_DURABLE_TIMEOUT_MS": "300"}
+    ports = [free_port(), free_port()]
+    gateways = [
+        launch(
+            sentinels.url, bind=f"127.0.0.1:{port}", workers=1, env=env, output=subprocess.DEVNULL
+        )
+        for port in ports
+    ]
     ctx = mp.get_context("spawn")
     procs = [
         ctx.Process(target=_worker, args=(sentinels.url, durable, f"w{i}", str(workdir)))
         for i in range(WORKERS)
     ]
-    for p in procs:
-        p.start()
     try:
+        for port, gw in zip(ports, gateways, strict=True):
+            wait_ready(f"http://127.0.0.1:{port}", gw, timeout_s=60)
+        procs += [
+            ctx.Process(
+                target=_http_worker,
+                args=(f"http://127.0.0.1:{port}", token, f"g{i}", str(workdir)),
+            )
+            for i, port in enumerate(ports)
+        ]
+        for p in procs:
+            p.start()
         Sentinels.wait(lambda: _each_has(workdir, "before", ACKS), "load before the stall")
         topo.stall()
         (workdir / "stalled").touch()
         # The replica lags while every process sends a few more orders.
         Sentinels.wait(
-            lambda: _each_has(workdir, "stalled", stall_orders, None), "load during the stall"
+            lambda: _each_has(workdir, "stalled", stall_orders, None, TAGS[:WORKERS]),
+            "load during the stall",
         )
         old = topo.primary
         assert old.process is not None
@@ -146,12 +212,17 @@ def _run(
         old.start()
         (workdir / "after").touch()
         Sentinels.wait(lambda: _each_has(workdir, "after", ACKS), "serving after the failover")
+        # The gateways were never restarted: each is ready on the new primary.
+        for port, gw in zip(ports, gateways, strict=True):
+            wait_ready(f"http://127.0.0.1:{port}", gw, timeout_s=30)
     finally:
         (workdir / "stop").touch()
         for p in procs:
-            p.join(timeout=30)
+            if p.pid is not None:
+                p.join(timeout=30)
             if p.is_alive():
                 p.kill()
+        stop(gateways)
     assert all(p.exitcode == 0 for p in procs)
     new_primary = redis.Redis(port=topo.replicas[0].port, socket_timeout=10)
     assert new_primary.info("replication")["role"] == "master"
