@@ -71,13 +71,17 @@ class Settings:
     def ledger(self) -> Ledger:
         if self._ledger is None:
             try:
+                durability = durable.from_env()
+            except ValueError as exc:
+                raise BadInput(str(exc)) from exc
+            try:
                 self._ledger = Ledger.from_url(
                     self.redis_url,
                     timeout_s=self.timeout_s,
                     cluster=self.cluster,
                     prefix=self.prefix,
                     actor="cli",
-                    **durable.from_env().as_kwargs(),
+                    **durability.as_kwargs(),
                 )
             except ValueError as exc:
                 url = fmt.safe_url(self.redis_url)

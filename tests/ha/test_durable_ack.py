@@ -230,3 +230,14 @@ def test_the_cli_fails_closed_when_the_replica_stalls(
     replicated.resume()
     assert result.exit_code == EXIT_UNAVAILABLE
     assert "0 of 1 replica" in result.output
+
+
+def test_the_cli_refuses_a_bad_durability_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from ledger.cli import EXIT_BAD_INPUT, cli
+
+    monkeypatch.setenv("LEDGER_DURABLE_REPLICAS", "two")
+    result = CliRunner().invoke(cli, ["--redis-url", "redis://127.0.0.1:1/0", "check"])
+    assert result.exit_code == EXIT_BAD_INPUT
+    assert "LEDGER_DURABLE_REPLICAS must be a whole number, got 'two'" in result.output
