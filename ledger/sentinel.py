@@ -21,6 +21,8 @@ from typing import Any, Final
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 __all__ = ["SCHEMES", "SentinelURL", "is_sentinel_url", "parse", "master_client"]
@@ -114,6 +116,9 @@ def master_client(url: str, **connection_kwargs: Any) -> redis.Redis:
     sentinel_kwargs: dict[str, Any] = {
         "username": parsed.options.get("sentinel_username", parsed.username),
         "password": parsed.options.get("sentinel_password", parsed.password),
+        # The next sentinel is the retry: redis-py's default backoff would hold
+        # a fail-closed answer for many seconds when the sentinels refuse us.
+        "retry": Retry(NoBackoff(), 0),
         **tls,
     }
     for name in ("socket_timeout", "socket_connect_timeout"):

@@ -33,6 +33,7 @@ class Replicated:
         os.makedirs(self.primary.datadir)
         self.replicas: list[EmbeddedRedis] = []
         self._stalled: set[int] = set()
+        self.password: str | None = None
         self.primary.start()
         for i in range(replicas):
             path = os.path.join(datadir, f"r{i}")
@@ -49,7 +50,7 @@ class Replicated:
 
     def synced(self) -> None:
         """Block until every replica holds everything written so far (WAIT with a 20 s cap)."""
-        client = redis.Redis(port=self.primary.port, socket_timeout=30)
+        client = redis.Redis(port=self.primary.port, socket_timeout=30, password=self.password)
         try:
             deadline = time.monotonic() + 20
             # A write of this connection's own: WAIT counts up to its last one.
@@ -61,7 +62,18 @@ class Replicated:
             client.close()
 
     def replica_client(self, i: int = 0) -> redis.Redis:
-        return redis.Redis(port=self.replicas[i].port, socket_timeout=5)
+        return redis.Redis(port=self.replicas[i].port, socket_timeout=5, password=self.password)
+
+    def require_password(self, password: str) -> None:
+        """AUTH on every node from now on (replicas first learn how to reach the primary)."""
+        for srv in self.replicas:
+            with redis.Redis(port=srv.port) as c:
+                c.config_set("masterauth", password)
+        for srv in [*self.replicas, self.primary]:
+            with redis.Redis(port=srv.port) as c:
+                c.config_set("requirepass", password)
+        self.password = password
+        self.synced()
 
     def stall(self, i: int = 0) -> None:
         proc = self.replicas[i].process
@@ -111,8 +123,16 @@ class Sentinels:
 
     SERVICE = "ledger"
 
-    def __init__(self, topo: Replicated, datadir: str, count: int = 3) -> None:
+    def __init__(
+        self, topo: Replicated, datadir: str, count: int = 3, password: str | None = None
+    ) -> None:
         self.topo = topo
+        self.password = password
+        auth = ""
+        if topo.password:
+            auth += f"sentinel auth-pass {self.SERVICE} {topo.password}\n"
+        if password:
+            auth += f"requirepass {password}\nsentinel sentinel-pass {password}\n"
         self.procs: list[subprocess.Popen[bytes]] = []
         self.ports: list[int] = []
         for i in range(count):
@@ -127,7 +147,7 @@ class Sentinels:
                     f"sentinel monitor {self.SERVICE} 127.0.0.1 {topo.primary.port} 2\n"
                     f"sentinel down-after-milliseconds {self.SERVICE} 1000\n"
                     f"sentinel failover-timeout {self.SERVICE} 4000\n"
-                    f"sentinel parallel-syncs {self.SERVICE} 1\n"
+                    f"sentinel parallel-syncs {self.SERVICE} 1\n{auth}"
                 )
             self.procs.append(
                 subprocess.Popen(
@@ -145,7 +165,9 @@ class Sentinels:
         return f"redis+sentinel://{hosts}/{self.SERVICE}/0"
 
     def _client(self, port: int) -> redis.Redis:
-        return redis.Redis(port=port, socket_timeout=2, decode_responses=True)
+        return redis.Redis(
+            port=port, socket_timeout=2, decode_responses=True, password=self.password
+        )
 
     def _sees_replicas(self, port: int) -> bool:
         try:

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from gateway import create_app
 from ledger import Ledger, LedgerUnavailable, load_policy_file
 from ledger.cli import cli
-from ledger.sentinel import SentinelURL, parse
+from ledger.sentinel import SentinelURL, master_client, parse
 from ledger.tokens import Role, TokenStore
 from tests.conftest import EXAMPLE_POLICY
 from tests.gateway.conftest import ORDER
@@ -49,6 +49,15 @@ def test_a_sentinel_url_names_every_sentinel_the_service_and_the_db() -> None:
 def test_a_bad_sentinel_url_is_refused_naming_the_problem(url: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse(url)
+
+
+def test_a_refusing_sentinel_is_not_retried_with_backoff() -> None:
+    # redis-py's default would retry each sentinel with seconds of backoff, holding
+    # a fail-closed answer; the other sentinels are the retry.
+    client = master_client("redis+sentinel://127.0.0.1:1,127.0.0.1:2/svc/0", socket_timeout=1)
+    for sentinel in client.connection_pool.sentinel_manager.sentinels:
+        retry = sentinel.connection_pool.connection_kwargs["retry"]
+        assert retry.get_retries() == 0
 
 
 def test_the_gateway_refuses_a_bad_sentinel_url_at_start() -> None:
@@ -153,3 +162,26 @@ def test_a_gateway_follows_a_failover_without_a_restart(sentinels: Sentinels) ->
     # Every answer in between was a fail-closed 503, never anything else.
     assert set(answers) <= {201, 503}
     assert http.get("/readyz").status_code == 200
+
+
+def test_passwords_of_the_data_nodes_and_of_the_sentinels_pass_through(
+    replicated: Replicated, tmp_path
+) -> None:
+    replicated.require_password("data-secret")
+    group = Sentinels(replicated, str(tmp_path / "auth"), password="sentinel-secret")
+    try:
+        hosts = ",".join(f"127.0.0.1:{p}" for p in group.ports)
+        url = f"redis+sentinel://:data-secret@{hosts}/ledger/0?sentinel_password=sentinel-secret"
+        lg = Ledger.from_url(url, timeout_s=5.0, durable_replicas=1, durable_timeout_ms=5000)
+        load(lg)
+        assert lg.reserve(order("o1")).accepted
+        assert replicated.replica_client().exists(lg.keys.order("F1", "o1"))
+        # A wrong password fails closed, on either side.
+        for bad in (
+            f"redis+sentinel://:wrong@{hosts}/ledger/0?sentinel_password=sentinel-secret",
+            f"redis+sentinel://:data-secret@{hosts}/ledger/0?sentinel_password=wrong",
+        ):
+            with pytest.raises(LedgerUnavailable):
+                Ledger.from_url(bad, timeout_s=5.0).reserve(order("o2"))
+    finally:
+        group.close()
