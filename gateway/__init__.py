@@ -9,7 +9,8 @@ are parsed as JSON where they can be, so ``LEDGER_REDIS_TIMEOUT_MS=50`` is an
 integer), then from ``test_config``:
 
 ========================  ===========================  =================================
-``REDIS_URL``             ``redis://127.0.0.1:6379/0``  the ledger's Redis
+``REDIS_URL``             ``redis://127.0.0.1:6379/0``  the ledger's Redis (also
+                                                        ``redis+sentinel://h:p,h:p/svc``)
 ``REDIS_TIMEOUT_MS``      ``50``                        bound on every Redis call; past it
                                                         an order is refused (fail closed)
 ``PREFIX``                ``ledger``                    key prefix
@@ -23,6 +24,12 @@ integer), then from ``test_config``:
 ``REDIS_USERNAME``,       unset                         ACL user and password, TLS files
 ``REDIS_PASSWORD``,                                     (``rediss://``); see :mod:`ledger.connect`
 ``REDIS_TLS_CA``, ...
+``DURABLE_REPLICAS``      ``0``                         replicas that must hold a change
+                                                        before it is acknowledged; 503
+                                                        when they do not (README "High
+                                                        availability")
+``DURABLE_TIMEOUT_MS``    ``100``                       how long to wait for them
+``DURABLE_FSYNC``         ``false``                     they must have fsynced it (WAITAOF)
 ========================  ===========================  =================================
 
 Secrets and paths (``TOKEN_SECRET``, ``REDIS_*`` credentials and TLS files)
@@ -41,6 +48,9 @@ from flask import Flask, current_app
 
 from ledger import Ledger
 from ledger.connect import RedisSettings, connect
+from ledger.durable import DEFAULT_TIMEOUT_MS, Durability, env_message
+from ledger.sentinel import is_sentinel_url
+from ledger.sentinel import parse as parse_sentinel_url
 from ledger.tokens import DEV_SECRET, TokenStore, resolve_secret
 
 __all__ = ["create_app", "get_ledger", "get_tokens", "DEFAULTS"]
@@ -59,6 +69,9 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_TLS_CA": None,
     "REDIS_TLS_CERT": None,
     "REDIS_TLS_KEY": None,
+    "DURABLE_REPLICAS": 0,
+    "DURABLE_TIMEOUT_MS": DEFAULT_TIMEOUT_MS,
+    "DURABLE_FSYNC": False,
     # Orders are small; anything this large is not an order.
     "MAX_CONTENT_LENGTH": 64 * 1024,
 }
@@ -80,11 +93,16 @@ class _Connection:
     """The ledger and token store of one process (gunicorn forks workers after import)."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        timeout_s = int(config["REDIS_TIMEOUT_MS"]) / 1000
+        durability = _durability(config)
+        # The durability wait comes on top of the bound on the call itself.
+        wait_ms = durability.timeout_ms if durability.on else 0
+        timeout_s = (int(config["REDIS_TIMEOUT_MS"]) + wait_ms) / 1000
+        # A Sentinel URL finds the primary again after a failover: the retry of a
+        # dropped connection asks the sentinels anew (ledger.connect).
         client = connect(config["REDIS_URL"], timeout_s=timeout_s, settings=_redis_settings(config))
         actor = config["ACTOR"] or f"gateway@{socket.gethostname()}"
         self.pid = os.getpid()
-        self.ledger = Ledger(client, prefix=config["PREFIX"], actor=actor)
+        self.ledger = Ledger(client, prefix=config["PREFIX"], actor=actor, **durability.as_kwargs())
         self.tokens = TokenStore(client, config["PREFIX"], secret=_token_secret(config))
 
 
@@ -130,6 +148,15 @@ def get_tokens() -> TokenStore:
     return _connection().tokens
 
 
+def _durability(config: dict[str, Any]) -> Durability:
+    try:
+        return Durability(
+            config["DURABLE_REPLICAS"], config["DURABLE_TIMEOUT_MS"], config["DURABLE_FSYNC"]
+        )
+    except ValueError as exc:
+        raise ValueError(env_message(exc)) from None
+
+
 def _check_config(config: dict[str, Any]) -> None:
     """Refuse settings that would only fail on the first request; the message names the variable."""
     for name, minimum in (
@@ -153,10 +180,16 @@ def _check_config(config: dict[str, Any]) -> None:
     # nothing) any digest written straight into Redis: refuse to start.
     _token_secret(config)
     scheme = config["REDIS_URL"].partition("://")[0].lower()
-    if scheme != "rediss" and (
+    if scheme not in ("rediss", "rediss+sentinel") and (
         config["REDIS_TLS_CA"] or config["REDIS_TLS_CERT"] or config["REDIS_TLS_KEY"]
     ):
         raise ValueError("LEDGER_REDIS_TLS_* are set but LEDGER_REDIS_URL is not rediss://")
+    if is_sentinel_url(config["REDIS_URL"]):
+        try:
+            parse_sentinel_url(config["REDIS_URL"])
+        except ValueError as exc:
+            raise ValueError(f"LEDGER_REDIS_URL: {exc}") from None
+    _durability(config)
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:

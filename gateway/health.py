@@ -1,4 +1,8 @@
-"""``/healthz`` (the process answers), ``/readyz`` (Redis up, scripts loaded), ``/metrics``."""
+"""``/healthz`` (the process answers), ``/readyz`` (Redis up, scripts loaded), ``/metrics``.
+
+``/readyz`` is also not ready while the server is a read-only replica, or
+while fewer live replicas are connected than the durability setting needs.
+"""
 
 from __future__ import annotations
 
@@ -21,9 +25,15 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    """Readiness: Redis answers and every script is loaded (reloaded if it was missing)."""
+    """Readiness: Redis answers, every script is loaded (reloaded if it was missing),
+    the server takes writes and enough replicas are live for the durability setting."""
     try:
-        get_ledger().ping()
+        ledger = get_ledger()
+        ledger.ping()
+        # A replica answers PING and holds the scripts, yet refuses every order.
+        problem = None if ledger.keys.cluster else ledger._call(ledger.durable.not_ready)
+        if problem is not None:
+            raise LedgerUnavailable(problem)
     except LedgerUnavailable as exc:
         metrics.get().redis_errors.labels(route="health.readyz").inc()
         return respond(

@@ -23,6 +23,7 @@ import click
 import redis
 
 from ledger import cli_format as fmt
+from ledger import durable
 from ledger.audit_follow import AuditFollower
 from ledger.cancels import cancel_instructions
 from ledger.cli_drill import drill
@@ -72,12 +73,17 @@ class Settings:
     def ledger(self) -> Ledger:
         if self._ledger is None:
             try:
+                durability = durable.from_env()
+            except ValueError as exc:
+                raise BadInput(str(exc)) from exc
+            try:
                 self._ledger = Ledger.from_url(
                     self.redis_url,
                     timeout_s=self.timeout_s,
                     cluster=self.cluster,
                     prefix=self.prefix,
                     actor="cli",
+                    **durability.as_kwargs(),
                 )
             except ValueError as exc:
                 url = fmt.safe_url(self.redis_url)

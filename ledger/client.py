@@ -22,6 +22,7 @@ import redis
 from ledger import policy_store, views
 from ledger._types import RedisClient
 from ledger.connect import bounded_retry, connect
+from ledger.durable import DEFAULT_TIMEOUT_MS, Durability, DurableWrites
 from ledger.errors import InvalidInput, LedgerUnavailable, ReenableRefused, UnknownScope
 from ledger.inputs import text
 from ledger.keys import Keys, check_id
@@ -161,6 +162,10 @@ class Ledger:
         actor: who this process acts as, recorded with every decision.
         audit_maxlen: approximate length each audit stream is trimmed to.
         reject_ttl_ms: how long a rejected order id is remembered for idempotency.
+        durable_replicas: replicas that must hold each change before it is
+            acknowledged (ledger/durable.py); 0, the default, does not wait.
+        durable_timeout_ms: how long to wait for them before failing closed.
+        durable_fsync: the replicas must have fsynced it too (WAITAOF).
     """
 
     def __init__(
@@ -172,6 +177,9 @@ class Ledger:
         actor: str = "library",
         audit_maxlen: int = 1_000_000,
         reject_ttl_ms: int = 86_400_000,
+        durable_replicas: int = 0,
+        durable_timeout_ms: int = DEFAULT_TIMEOUT_MS,
+        durable_fsync: bool = False,
     ) -> None:
         # A caller's client keeps redis-py's default retries (seconds of backoff
         # on a refused connection) unless bounded: fail closed within the timeout.
@@ -181,7 +189,11 @@ class Ledger:
         self.actor = actor
         self.audit_maxlen = audit_maxlen
         self.reject_ttl_ms = reject_ttl_ms
-        self.scripts = ScriptSet(client)
+        durability = Durability(durable_replicas, durable_timeout_ms, durable_fsync)
+        if durability.on and cluster:
+            raise ValueError("durable_replicas is not supported on Redis Cluster yet")
+        self.durable = DurableWrites(client, durability, prefix)
+        self.scripts = ScriptSet(client, self.durable)
         self._policy: tuple[int, Policy] | None = None
         self._firms: list[str] = []
         #: scope -> route value from P:{routes} ("F|D" for accounts, "F" otherwise)
@@ -196,11 +208,15 @@ class Ledger:
     def from_url(
         cls, url: str, *, timeout_s: float = 1.0, cluster: bool = False, **kwargs: Any
     ) -> Ledger:
-        """Connect to ``redis[s]://[user:password@]host:port/db``; ``timeout_s`` bounds every call.
+        """Connect to ``redis[s]://[user:password@]host:port/db`` or a Sentinel URL
+        (``redis+sentinel://``, see :mod:`ledger.sentinel`); ``timeout_s`` bounds every
+        call, and with ``durable_replicas`` a call may wait ``durable_timeout_ms`` more.
 
         Credentials and TLS files may also come from ``LEDGER_REDIS_*`` (see
         :mod:`ledger.connect`).
         """
+        if kwargs.get("durable_replicas"):
+            timeout_s += kwargs.get("durable_timeout_ms", DEFAULT_TIMEOUT_MS) / 1000
         client = connect(url, timeout_s=timeout_s, cluster=cluster)
         return cls(client, cluster=cluster, **kwargs)
 
@@ -368,16 +384,17 @@ class Ledger:
         if not isinstance(policy, Policy):
             source = source or str(policy)
             policy = load_policy_file(policy)
-        rev = self._call(
-            policy_store.load,
-            self.redis,
-            self.keys,
-            self.scripts,
-            policy,
-            by=by,
-            source=source,
-            audit_maxlen=self.audit_maxlen,
-        )
+        # Many writes per firm: one durability wait after the last covers them all.
+        with self._redis_errors(), self.durable.deferred():
+            rev = policy_store.load(
+                self.redis,
+                self.keys,
+                self.scripts,
+                policy,
+                by=by,
+                source=source,
+                audit_maxlen=self.audit_maxlen,
+            )
         self._policy = (rev, policy)
         self._firms = self._known_firms()
         self._routes.clear()
@@ -495,7 +512,8 @@ class Ledger:
             for call in calls:
                 if not isinstance(call, Decision):
                     self.scripts.reserve(call[1], call[2], client=pipe)
-            raws = iter(pipe.execute())
+            waits = self.durable.append(pipe)
+            raws = iter(self.durable.strip(pipe.execute(), waits))
         out = []
         for order, call in zip(orders, calls, strict=True):
             if isinstance(call, Decision):
@@ -792,6 +810,13 @@ class Ledger:
                 where = [*firms, None] if scope == "global" else firms
                 audit_refused(self, where, {"op": op, "scope": scope, "by": by, "why": reason})
                 raise
+        with self._redis_errors(), self.durable.deferred():
+            return self._kill_firms(op, scope, by, reason, firms)
+
+    def _kill_firms(
+        self, op: str, scope: str, by: str, reason: str, firms: list[str]
+    ) -> KillResult:
+        """The kill in every firm; a missing replica must not stop the firms after it."""
         already, open_orders = True, list[str]()
         if scope == "global":
             # The plain key first: from here on, every single-instance gateway

@@ -5,6 +5,9 @@ gateway all connect through :func:`connect`, so they accept the same URLs and
 the same environment:
 
 * ``redis://[user:password@]host:port/db`` or ``rediss://...`` (TLS);
+* ``redis+sentinel://host:port[,host:port...]/service[/db]`` (or
+  ``rediss+sentinel://``): the primary Sentinel names, found again after a
+  failover (:mod:`ledger.sentinel`);
 * ``LEDGER_REDIS_USERNAME`` / ``LEDGER_REDIS_PASSWORD``: an ACL user and its
   password, so that a secret need not sit in a URL (what the URL names wins);
 * ``LEDGER_REDIS_TLS_CA`` (CA bundle the server's certificate must chain to),
@@ -28,6 +31,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from ledger import sentinel
 from ledger._types import RedisClient
 
 __all__ = ["RedisSettings", "connect", "bounded_retry", "RETRY"]
@@ -36,7 +40,7 @@ __all__ = ["RedisSettings", "connect", "bounded_retry", "RETRY"]
 #: stale pooled sockets); never on a timeout, which keeps the bound honest.
 RETRY: Final = Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
 
-_TLS_SCHEMES: Final = ("rediss",)
+_TLS_SCHEMES: Final = ("rediss", "rediss+sentinel")
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,8 @@ def connect(
     """A client for ``url``; ``timeout_s`` bounds every connect and call.
 
     Args:
-        url: ``redis://`` or ``rediss://`` (TLS), optionally with ``user:password@``.
+        url: ``redis://`` or ``rediss://`` (TLS), optionally with ``user:password@``,
+            or a Sentinel URL.
         timeout_s: socket connect and read timeout in seconds.
         cluster: a ``RedisCluster`` client.
         settings: credentials and TLS files; :meth:`RedisSettings.from_env` if None.
@@ -122,6 +127,10 @@ def connect(
             kwargs["ssl_certfile"] = s.tls_cert
         if s.tls_key:
             kwargs["ssl_keyfile"] = s.tls_key
+    if sentinel.is_sentinel_url(url):
+        if cluster:
+            raise ValueError("a redis+sentinel:// URL names no Redis Cluster")
+        return sentinel.master_client(url, health_check_interval=0, retry=RETRY, **kwargs)
     if cluster:
         return redis.RedisCluster.from_url(url, **kwargs)
     return redis.Redis.from_url(url, health_check_interval=0, retry=RETRY, **kwargs)

@@ -61,6 +61,9 @@ Global (not firm-tagged; never touched by an order decision except the kill):
 ``P:tokens``                   hash    gateway API tokens: sha256 of token -> role, name,
                                        desks (ledger/tokens.py); only hashes are stored
 ``P:events``                   pubsub  kill and unkill events the gateways publish
+``P:durable``                  pubsub  nothing listens: the PUBLISH before each durability
+                                       WAIT, so that it covers a replayed decision too
+                                       (ledger/durable.py)
 =============================  ======  ==================================================
 
 One aggregate hash and one index per firm (rather than a key per node)

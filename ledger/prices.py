@@ -196,7 +196,10 @@ class Prices:
             pipe = lg.redis.pipeline(transaction=False)
             for firm in firms:
                 call(firm, pipe)
-            return pipe.execute() if firms else []
+            if not firms:
+                return []
+            waits = lg.durable.append(pipe)
+            return lg.durable.strip(pipe.execute(), waits)
 
     def set(self, prices: Mapping[str, str | int | Decimal], *, by: str) -> list[PriceSet]:
         """Store ``prices`` in every firm that has a policy, one script call per firm.

@@ -21,6 +21,7 @@ from typing import Any
 
 from redis.commands.core import Script
 
+from ledger.durable import DurableWrites
 from ledger.reasons import Reason
 
 __all__ = ["lua_dir", "source", "ScriptSet", "SCRIPT_NAMES"]
@@ -109,10 +110,14 @@ class _Bound:
     script: Script
     #: The file under lua/ this script was loaded from.
     filename: str
+    #: The durability wait (ledger/durable.py) every direct call is sent with, if on.
+    durable: DurableWrites | None = None
 
     def __call__(self, keys: list[str], args: list[Any], client: Any = None) -> Any:
         if self.numkeys is not None and len(keys) != self.numkeys:
             raise AssertionError(f"{self.name} takes {self.numkeys} keys, got {len(keys)}")
+        if client is None and self.durable is not None and not self.durable.deferring:
+            return self.durable.call(self.script, keys, args)
         return self.script(keys=keys, args=args, client=client)
 
 
@@ -123,9 +128,12 @@ class ScriptSet:
     NOSCRIPT, so a Redis restart or SCRIPT FLUSH heals itself.
     """
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, durable: DurableWrites | None = None) -> None:
+        # Every script changes state: with durability on, every one waits for it.
+        durable = durable if durable is not None and durable.on else None
         for name, (numkeys, text, filename) in _scripts().items():
-            setattr(self, name, _Bound(name, numkeys, client.register_script(text), filename))
+            script = client.register_script(text)
+            setattr(self, name, _Bound(name, numkeys, script, filename, durable))
 
     reserve: _Bound
     replace: _Bound

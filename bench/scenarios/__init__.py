@@ -28,6 +28,7 @@ ORDER = (
     "controls",
     "profile",
     "library",
+    "durable",
     "watch_multi",
     "limiters",
     "gateway",
