@@ -7,6 +7,7 @@ from typing import Any
 
 import msgpack
 
+from ledger import archive
 from ledger._types import RedisClient
 from ledger.errors import LedgerError
 from ledger.keys import Keys
@@ -101,6 +102,8 @@ def firm_fields(policy: Policy, firm: str, rev: int, now_ms: int) -> dict[str, A
         "meta|day": _pack({"r": day.roll_ms, "s": day.segments(now_ms)}),
         "meta|ovmax": controls.max_override_ms,
     }
+    if controls.require_archive:
+        fields["meta|ra"] = 1
     if controls.reference_prices is not None:
         px = controls.reference_prices
         fields["meta|px"] = _pack({"a": px.max_age_ms, "j": px.max_jump_bps})
@@ -187,6 +190,9 @@ def load(
                     firm,
                 ],
             )
+        if policy.controls.require_archive:
+            # Kept from now on, whether or not an archiver has run yet.
+            archive.register(client, keys.audit(firm))
         code, _previous = scripts.load_policy(
             [keys.policy(firm), staging, keys.audit(firm)],
             [rev, policy.sha256, by, source, audit_maxlen],
@@ -195,6 +201,9 @@ def load(
             raise LedgerError(f"policy load of firm {firm} lost a race with another load; retry")
     _write_routes(client, keys, policy, rev)
     now_ms = int(time.time() * 1000)
+    if policy.controls.require_archive:
+        archive.register(client, keys.audit())
+    global_maxlen = archive.global_maxlen(client, keys, audit_maxlen)
     # These keys live in different cluster slots: no MULTI on a cluster.
     pipe = client.pipeline(transaction=not keys.cluster)
     pipe.hset(
@@ -226,7 +235,7 @@ def load(
                 }
             )
         },
-        maxlen=audit_maxlen,
+        maxlen=global_maxlen,
         approximate=True,
     )
     pipe.execute()

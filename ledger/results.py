@@ -8,6 +8,7 @@ from typing import Any
 from ledger.reasons import Reason
 
 __all__ = [
+    "ARCHIVE_BEHIND",
     "Breach",
     "Decision",
     "FillResult",
@@ -16,6 +17,13 @@ __all__ = [
     "UtilizationRow",
     "Kill",
 ]
+
+
+#: The message of a script's RISK_UNAVAILABLE, which only audit.require_archive answers.
+ARCHIVE_BEHIND = (
+    "the audit archive is behind: the firm's unarchived audit backlog reached its bound "
+    "(audit.require_archive); orders resume when the archiver catches up"
+)
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,7 @@ class Decision:
             notional=int(raw[5]),
             replayed=bool(raw[6]),
             shadow=shadow,
+            message=ARCHIVE_BEHIND if reason is Reason.RISK_UNAVAILABLE else "",
         )
 
     def to_dict(self) -> dict[str, Any]:
