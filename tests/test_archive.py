@@ -328,7 +328,8 @@ def test_require_archive_fails_closed_at_the_bound_and_resumes(
     # The policy load registered the archive: nothing is trimmed before it ever runs.
     assert lg.archive_lag()[1].backlog == 1
     n = 0
-    while lg.reserve(_t2(f"o{n}")).accepted:
+    # Bounded, so that a ledger that never refuses fails here instead of looping.
+    while n < 100 and lg.reserve(_t2(f"o{n}")).accepted:
         lg.release(f"o{n}", reason="cancelled")
         n += 1
     refused = lg.reserve(_t2("x1"))
@@ -362,7 +363,7 @@ def test_require_archive_refuses_a_replace_and_keeps_fills(
     lg = _required(redis_client, 10)
     assert lg.reserve(_t2("keep")).accepted
     i = 0
-    while lg.reserve(_t2(f"o{i}")).accepted:
+    while i < 100 and lg.reserve(_t2(f"o{i}")).accepted:
         i += 1
     firm = "ledger:{F1}:audit"
     replaced = lg.replace("keep", qty="2", price="1")
