@@ -25,7 +25,14 @@ Restarts
     acknowledges those already written (a crash between write and XACK) and
     writes the rest. Nothing is skipped (an entry leaves the pending list only
     when acknowledged) and nothing is written twice (ids at or below the
-    chain's last are not written again). One archiver per prefix and DIR.
+    chain's last are not written again).
+
+One archiver at a time
+    Two archivers would split the records between two chains and acknowledge
+    out of order. The running one holds ``P:archive:lease`` (its ``--by``
+    name, renewed on every poll, expiring after ``LEASE_MS``); another name is
+    refused while it is held. The same name takes over at once, which is what a
+    restart after a crash needs.
 
 Trimming (lua/includes/common.lua, ``audit``)
     Scripts add with ``MAXLEN ~ audit_maxlen`` as before when the stream has no
@@ -67,6 +74,7 @@ import msgpack
 import redis
 
 from ledger._types import RedisClient
+from ledger.errors import LedgerError
 from ledger.keys import Keys
 
 __all__ = [
@@ -74,6 +82,7 @@ __all__ = [
     "GENESIS",
     "GLOBAL_NAME",
     "Archiver",
+    "ArchiverBusy",
     "Break",
     "VerifyReport",
     "StreamLag",
@@ -95,7 +104,13 @@ GENESIS: Final = "0" * 64
 GLOBAL_NAME: Final = "_global"
 #: Entries read per stream and poll.
 BATCH: Final = 1000
+#: How long the archiver's lease outlives its last poll.
+LEASE_MS: Final = 30_000
 _DAY_MS: Final = 86_400_000
+
+
+class ArchiverBusy(LedgerError):
+    """Another archiver, by another name, holds the lease."""
 
 
 def _s(value: Any) -> Any:
@@ -457,8 +472,21 @@ class Archiver:
         chain.recover = False
         return done
 
+    def _hold_lease(self) -> None:
+        lease = self.keys.archive_lease()
+        if self.client.set(lease, self.consumer, nx=True, px=LEASE_MS):
+            return
+        holder = _s(self.client.get(lease))
+        if holder != self.consumer:
+            raise ArchiverBusy(
+                f"another archiver ({holder}) is running: one archiver at a time "
+                f"(its lease, {lease}, lapses {LEASE_MS // 1000} s after it stops)"
+            )
+        self.client.pexpire(lease, LEASE_MS)
+
     def step(self) -> int:
         """One poll of every stream: entries read, stored and acknowledged."""
+        self._hold_lease()
         total = 0
         for name, stream in self.streams():
             chain = self._chain(name, stream)
@@ -516,9 +544,23 @@ class Archiver:
                     break
                 sleep(interval_s)
         finally:
-            for chain in self.chains.values():
-                chain.release()
+            self.close()
+            self._drop_lease()
         return total
+
+    def close(self) -> None:
+        """Close the open segment files (fsynced; they stay open for the next run)."""
+        for chain in self.chains.values():
+            chain.release()
+
+    def _drop_lease(self) -> None:
+        """Let another archiver start at once after a clean stop (best effort)."""
+        try:
+            lease = self.keys.archive_lease()
+            if _s(self.client.get(lease)) == self.consumer:
+                self.client.delete(lease)
+        except redis.RedisError:
+            pass
 
     def _reset(self) -> None:
         for chain in self.chains.values():

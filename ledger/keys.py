@@ -56,6 +56,8 @@ Global (not firm-tagged; never touched by an order decision except the kill):
 ``P:tokens``                   hash    gateway API tokens: sha256 of token -> role, name,
                                        desks (ledger/tokens.py); only hashes are stored
 ``P:events``                   pubsub  kill and unkill events the gateways publish
+``P:archive:lease``            string  the running audit archiver's name, expiring unless
+                                       renewed (ledger/archive.py): one archiver at a time
 =============================  ======  ==================================================
 
 One aggregate hash and one index per firm (rather than a key per node)
@@ -158,3 +160,6 @@ class Keys:
 
     def firms(self) -> str:
         return f"{self.prefix}:firms"
+
+    def archive_lease(self) -> str:
+        return f"{self.prefix}:archive:lease"

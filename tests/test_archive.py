@@ -23,7 +23,15 @@ import redis
 from click.testing import CliRunner
 
 from ledger import Ledger, Reason
-from ledger.archive import GLOBAL_NAME, Archiver, register, search, segments, verify
+from ledger.archive import (
+    GLOBAL_NAME,
+    Archiver,
+    ArchiverBusy,
+    register,
+    search,
+    segments,
+    verify,
+)
 from ledger.cli import cli
 from tests.fakeclock.plugin import Clock
 from tests.helpers import TIGHT, load, order
@@ -153,6 +161,12 @@ for i in range(int(sys.argv[2])):
 """
 
 
+def _written(directory: Path) -> int:
+    """Lines written so far (a line being written may be torn: count newlines only)."""
+    sdir = directory / "F1"
+    return sum(_text(p).count("\n") for p in segments(sdir)) if sdir.exists() else 0
+
+
 def _wait_for(what: Any, deadline_s: float = 60.0) -> None:
     end = time.monotonic() + deadline_s
     while not what():
@@ -166,24 +180,26 @@ def test_sigkilled_archiver_restarts_without_loss_or_duplicate(
 ) -> None:
     tmp_path = tmp_path / "archive"
     tmp_path.mkdir()
+    started: list[subprocess.Popen[bytes]] = []
     trader = subprocess.Popen([sys.executable, "-c", TRADER, redis_url, "1500"], cwd=ROOT)
     try:
         for _round in range(3):
-            arch = _archiver(redis_url, tmp_path)
-            before = len(lines(tmp_path)) if (tmp_path / "F1").exists() else 0
+            before = _written(tmp_path)
+            started.append(arch := _archiver(redis_url, tmp_path))
             # Kill it while it is busy: once it has written more since its start.
-            _wait_for(lambda b=before: (tmp_path / "F1").exists() and len(lines(tmp_path)) > b + 20)
+            _wait_for(lambda b=before: _written(tmp_path) > b + 20)
             arch.send_signal(signal.SIGKILL)
             arch.wait()
         assert trader.wait(timeout=120) == 0
-    finally:
-        trader.kill()
-    arch = _archiver(redis_url, tmp_path)
-    try:
+        started.append(arch := _archiver(redis_url, tmp_path))
         _wait_for(lambda: all(x.backlog == 0 for x in lg.archive_lag()))
-    finally:
         arch.send_signal(signal.SIGINT)
         arch.wait(timeout=30)
+    finally:
+        for p in [trader, *started]:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     report = verify(tmp_path)
     assert report.ok, report.first_break
     assert report.records == added(lg.redis) == 1 + 1 + 2 * 1500
@@ -467,3 +483,23 @@ def test_search_needs_a_filter(tmp_path: Path) -> None:
 def test_archiver_names_its_streams(lg: Ledger, tmp_path: Path) -> None:
     names = Archiver(lg.redis, lg.keys, tmp_path).streams()
     assert names == [(GLOBAL_NAME, "ledger:audit"), ("F1", "ledger:{F1}:audit")]
+
+
+def test_one_archiver_at_a_time(lg: Ledger, tmp_path: Path, redis_url: str) -> None:
+    trade(lg, 2)
+    running = Archiver(lg.redis, lg.keys, tmp_path / "a", consumer="arch-1")
+    assert running.step() == 1 + 5
+    other = Archiver(lg.redis, lg.keys, tmp_path / "b", consumer="arch-2")
+    with pytest.raises(ArchiverBusy, match=r"another archiver \(arch-1\) is running"):
+        other.run()
+    assert not (tmp_path / "b").exists()
+    runner = CliRunner(env={"LEDGER_REDIS_URL": None, "LEDGER_PREFIX": None})
+    argv = ["--redis-url", redis_url, "audit", "archive", "--dir", str(tmp_path / "b")]
+    result = runner.invoke(cli, [*argv, "--by", "arch-2"])
+    assert result.exit_code == 1 and "another archiver (arch-1) is running" in result.output
+    running.close()
+    # The same name takes over at once (a restart); a clean stop frees the lease.
+    trade(lg, 1, prefix="p")
+    assert Archiver(lg.redis, lg.keys, tmp_path / "a", consumer="arch-1").run() == 2
+    assert runner.invoke(cli, [*argv, "--by", "arch-2"]).exit_code == 0
+    assert verify(tmp_path / "a").records == added(lg.redis)
