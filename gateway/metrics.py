@@ -16,10 +16,13 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
 )
+
+from ledger.errors import LedgerUnavailable
 
 __all__ = ["Metrics", "init_app", "get", "exposition"]
 
@@ -83,5 +86,34 @@ def exposition() -> tuple[bytes, str]:
     if multiprocess_mode():
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(get().registry), CONTENT_TYPE_LATEST
+        return generate_latest(registry) + _archive_lag(), CONTENT_TYPE_LATEST
+    return generate_latest(get().registry) + _archive_lag(), CONTENT_TYPE_LATEST
+
+
+def _archive_lag() -> bytes:
+    """Gauges read from Redis at scrape time (the same for every worker, so never summed):
+    records of each audit stream not yet archived. Nothing when Redis does not answer."""
+    from gateway import get_ledger  # gateway imports this module first
+
+    try:
+        lags = get_ledger().archive_lag()
+    except LedgerUnavailable:
+        return b""
+    registry = CollectorRegistry()
+    registered = Gauge(
+        "ledger_audit_archiver_registered",
+        "1 when an audit archiver is registered on the stream (ledger audit archive).",
+        ["stream"],
+        registry=registry,
+    )
+    backlog = Gauge(
+        "ledger_audit_archive_backlog",
+        "Records of the audit stream not yet archived (streams with an archiver).",
+        ["stream"],
+        registry=registry,
+    )
+    for lag in lags:
+        registered.labels(stream=lag.stream).set(int(lag.backlog is not None))
+        if lag.backlog is not None:
+            backlog.labels(stream=lag.stream).set(lag.backlog)
+    return generate_latest(registry)

@@ -169,3 +169,19 @@ def test_an_unexpected_fault_is_a_json_500_and_never_an_accept(
     )
     assert r.status_code == 500
     assert r.json["decision"] == "rejected" and r.json["reason"] == "INTERNAL_ERROR"
+
+
+def test_metrics_show_the_audit_archive_backlog(client, ledger, tmp_path):
+    from ledger.archive import Archiver, register
+
+    text = client.get("/metrics").text
+    assert _sample(text, "ledger_audit_archiver_registered", stream="ledger:{ACME}:audit") == 0
+    assert "ledger_audit_archive_backlog{" not in text
+    register(ledger.redis, "ledger:{ACME}:audit")
+    text = client.get("/metrics").text
+    assert _sample(text, "ledger_audit_archiver_registered", stream="ledger:{ACME}:audit") == 1
+    backlog = _sample(text, "ledger_audit_archive_backlog", stream="ledger:{ACME}:audit")
+    assert backlog == ledger.redis.xlen("ledger:{ACME}:audit") > 0
+    Archiver(ledger.redis, ledger.keys, tmp_path).run()
+    text = client.get("/metrics").text
+    assert _sample(text, "ledger_audit_archive_backlog", stream="ledger:{ACME}:audit") == 0
