@@ -29,7 +29,9 @@ Per firm (slot of ``{F}``):
 ``P:{F}:order:ID``             hash    one order: path, side, qty, price, cum qty,
                                        reserved and filled notional, state, first decision,
                                        ``f|FILL_ID`` per fill seen (lua/includes/path.lua)
-``P:{F}:audit``                stream  msgpack audit records of the firm, bounded length
+``P:{F}:audit``                stream  msgpack audit records of the firm, bounded length; with
+                                       the consumer group ``archive``, unarchived ones are
+                                       never trimmed (ledger/archive.py)
 ``P:{F}:controls``             hash    runtime switches that policy loads keep: strategy
                                        and account state ``s|S``, stress ``x|S``, overrides
                                        in force ``o|S`` (docs/controls-layout.md)
