@@ -92,6 +92,7 @@ __all__ = [
     "global_maxlen",
     "chain_hash",
     "verify",
+    "verify_tail",
     "search",
     "segments",
 ]
@@ -633,6 +634,53 @@ def verify(directory: Path) -> VerifyReport:
                 prev, last_id, stream = found
                 records += 1
     return VerifyReport(streams, n_segments, records, None)
+
+
+def _acknowledged_up_to(client: RedisClient, stream: str) -> tuple[int, int] | None:
+    """The newest id the ``archive`` group has acknowledged (with every id before it)."""
+    try:
+        groups = client.xinfo_groups(stream)
+    except redis.ResponseError:
+        return None
+    group = next((g for g in groups if _s(g.get("name")) == GROUP), None)
+    if group is None:
+        return None
+    if not group.get("pending"):
+        last = _id_key(_s(group["last-delivered-id"]))
+        return None if last == (0, 0) else last
+    # Acknowledged in order: everything before the oldest pending entry.
+    oldest = _s(client.xpending(stream, GROUP)["min"])
+    before = client.xrevrange(stream, max="(" + oldest, min="-", count=1)
+    return _id_key(_s(before[0][0])) if before else None
+
+
+def verify_tail(client: RedisClient, keys: Keys, directory: Path) -> Break | None:
+    """Lines missing at the end of a chain, which the chain alone cannot show: each
+    stream's archive must reach the newest entry its ``archive`` group acknowledged."""
+    for name, stream in [
+        (GLOBAL_NAME, keys.audit()),
+        *((f, keys.audit(f)) for f in firms(client, keys)),
+    ]:
+        acked = _acknowledged_up_to(client, stream)
+        if acked is None:
+            continue
+        files = segments(directory / name)
+        last_id, where, count = (0, 0), directory / name, 0
+        for path in reversed(files):
+            lines = _read_lines(path)
+            if lines:
+                last_id, where, count = _id_key(json.loads(lines[-1])["id"]), path, len(lines)
+                break
+        if last_id < acked:
+            shown = "-".join(map(str, acked))
+            return Break(
+                str(where),
+                count + 1,
+                "deleted/missing",
+                f"the archive of {stream} ends before entry {shown}, which the archiver "
+                "acknowledged: lines were removed from its end",
+            )
+    return None
 
 
 def _check_line(

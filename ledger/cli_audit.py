@@ -9,6 +9,7 @@ as one line and sets the exit codes (0 done, 1 bad input or a broken chain,
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -75,12 +76,22 @@ def archive(directory: Path, follow: bool, consumer: str, interval_s: float, as_
 
 @click.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--against-redis",
+    is_flag=True,
+    help="Also check that each chain reaches what the archiver acknowledged in Redis "
+    "(lines removed from the end).",
+)
 @_json
-def verify(directory: Path, as_json: bool) -> None:
+def verify(directory: Path, against_redis: bool, as_json: bool) -> None:
     """Recompute every chain in DIRECTORY; exit 1 naming the first break."""
     if not directory.is_dir():
         raise click.BadParameter(f"{directory}: no such directory", param_hint="DIRECTORY")
     report = arc.verify(directory)
+    if report.ok and against_redis:
+        lg = _settings().ledger()
+        tail = arc.verify_tail(lg.redis, lg.keys, directory)
+        report = dataclasses.replace(report, first_break=tail)
     if as_json:
         click.echo(fmt.to_json(report.to_dict()))
     elif report.first_break is None:

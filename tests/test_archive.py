@@ -265,6 +265,35 @@ def test_verify_names_a_deleted_line(archived: Path, tmp_path: Path) -> None:
     assert doc["ok"] is False and doc["break"]["line"] == 6
 
 
+def test_verify_against_redis_names_lines_cut_from_the_end(
+    archived: Path, tmp_path: Path, redis_url: str
+) -> None:
+    rows = _rewrite(archived, lambda rows: rows[:-2])
+    # The chain alone still holds: what is left is a valid, shorter chain.
+    assert verify(tmp_path).ok
+    runner = CliRunner(env={"LEDGER_REDIS_URL": None, "LEDGER_PREFIX": None})
+    argv = ["--redis-url", redis_url, "audit", "verify", str(tmp_path), "--against-redis"]
+    result = runner.invoke(cli, argv)
+    assert result.exit_code == 1
+    assert result.stdout.startswith(f"BROKEN: {archived}:{len(rows) + 1}: deleted/missing: ")
+    assert "lines were removed from its end" in result.stdout
+
+
+def test_verify_against_redis_of_an_intact_archive(
+    lg: Ledger, archived: Path, tmp_path: Path, redis_url: str
+) -> None:
+    trade(lg, 2, prefix="late")
+    archiver = Archiver(lg.redis, lg.keys, tmp_path)
+    archiver.step()  # read and acknowledged
+    archiver.close()
+    runner = CliRunner(env={"LEDGER_REDIS_URL": None, "LEDGER_PREFIX": None})
+    argv = ["--redis-url", redis_url, "audit", "verify", str(tmp_path), "--against-redis"]
+    assert runner.invoke(cli, argv).exit_code == 0
+    trade(lg, 1, prefix="later")
+    lg.redis.xreadgroup("archive", "other", {"ledger:{F1}:audit": ">"})  # read, never acked
+    assert runner.invoke(cli, argv).exit_code == 0
+
+
 def test_verify_names_reordered_lines(archived: Path, tmp_path: Path) -> None:
     _rewrite(archived, lambda rows: [*rows[:2], rows[3], rows[2], *rows[4:]])
     b = verify(tmp_path).first_break
