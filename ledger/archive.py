@@ -460,7 +460,7 @@ class Archiver:
             start = _s(reply[0])
             if start == "0-0":
                 break
-        after, done = "0", 0
+        after, done, written = "0", 0, chain.written
         while True:
             got = r.xreadgroup(GROUP, self.consumer, {chain.stream: after}, count=self.batch)
             entries = got[0][1] if got else []
@@ -471,6 +471,12 @@ class Archiver:
             done += len(ids)
             after = _s(entries[-1][0])
         chain.recover = False
+        if done:
+            rewritten = chain.written - written
+            self.warn(
+                f"archiver: {chain.stream}: took over {done} unacknowledged entries: "
+                f"{done - rewritten} already in the archive, {rewritten} written now"
+            )
         return done
 
     def _hold_lease(self) -> None:

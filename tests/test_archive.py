@@ -128,14 +128,20 @@ def test_a_crash_between_write_and_ack_duplicates_nothing(lg: Ledger, tmp_path: 
     first._ack = crash  # type: ignore[method-assign]
     with pytest.raises(Crash):
         first.run()
+    warnings: list[str] = []
     # Written and fsynced, never acknowledged: still pending in the group.
     assert len(lines(tmp_path)) == 1 + 21
     assert [x.backlog for x in lg.archive_lag()] == [0, 21]
     # And a torn last line, as a crash in the middle of a write leaves.
-    with segments(tmp_path / "F1")[-1].open("a") as f:
-        f.write('{"hash":"abc","id":')
+    seg = segments(tmp_path / "F1")[-1]
+    data = seg.read_bytes()
+    seg.write_bytes(data[: data.rindex(b"\n", 0, -1) + 40])
     trade(lg, 3, prefix="q")
-    archive_all(lg.redis, tmp_path)
+    Archiver(lg.redis, lg.keys, tmp_path, warn=warnings.append).run()
+    assert warnings == [
+        "archiver: ledger:{F1}:audit: took over 21 unacknowledged entries: "
+        "20 already in the archive, 1 written now"
+    ]
     report = verify(tmp_path)
     assert report.ok, report.first_break
     assert report.records == added(lg.redis)
