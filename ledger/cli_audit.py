@@ -10,6 +10,7 @@ as one line and sets the exit codes (0 done, 1 bad input or a broken chain,
 from __future__ import annotations
 
 import dataclasses
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,10 @@ def _settings() -> Any:
     # The root command's settings own the connection; reached by duck type
     # because ledger.cli imports this module, never the other way round.
     return click.get_current_context().find_root().obj
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 @click.command()
@@ -65,10 +70,14 @@ def archive(directory: Path, follow: bool, consumer: str, interval_s: float, as_
         raise click.BadParameter("must not be empty", param_hint="--by")
     lg = _settings().ledger()
     archiver = arc.Archiver(lg.redis, lg.keys, directory, consumer=consumer)
+    # `docker stop` sends SIGTERM: stop as on Ctrl-C, closing files and freeing the lease.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         total = archiver.run(follow=follow, interval_s=interval_s)
     except KeyboardInterrupt:
         total = sum(c.written for c in archiver.chains.values())
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     doc = {"dir": str(directory), "records": total, "streams": len(archiver.chains)}
     line = f"archived {total} record(s) of {len(archiver.chains)} stream(s) into {directory}"
     click.echo(fmt.to_json(doc) if as_json else line)
