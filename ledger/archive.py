@@ -563,6 +563,10 @@ class Archiver:
     def _drop_lease(self) -> None:
         """Let another archiver start at once after a clean stop (best effort)."""
         try:
+            pool = getattr(self.client, "connection_pool", None)
+            if pool is not None:
+                # A stop by signal may have left a reply half read on a pooled connection.
+                pool.disconnect()
             lease = self.keys.archive_lease()
             if _s(self.client.get(lease)) == self.consumer:
                 self.client.delete(lease)
