@@ -13,6 +13,8 @@ COPY lua ./lua
 COPY gateway ./gateway
 COPY examples ./examples
 RUN pip install ".[gateway]" && useradd --system --no-create-home ledger
+# The audit archiver's volume (docker-compose.yml): a new volume takes this owner.
+RUN mkdir /archive && chown ledger /archive
 USER ledger
 
 ENV LEDGER_GATEWAY_BIND=0.0.0.0:8000

@@ -26,6 +26,7 @@ from ledger import cli_format as fmt
 from ledger import durable
 from ledger.audit_follow import AuditFollower
 from ledger.cancels import cancel_instructions
+from ledger.cli_audit import archive, lag_dicts, lag_lines, search, verify
 from ledger.cli_drill import drill
 from ledger.cli_exposure import exposure
 from ledger.cli_override import override, stress
@@ -396,14 +397,19 @@ def unkill(
 @json_option
 @pass_settings
 def status(settings: Settings, as_json: bool) -> None:
-    """Active kill switches, strategy and account states, and the policy revision.
+    """Active kill switches, strategy and account states, the policy revision, archive lag.
 
     Each kill and state shows who set it, when, and why; an automatic disable
     also shows its cause.
     """
     lg = settings.ledger()
     info, kills, states = _policy_info(lg), lg.kills(), lg.states.list()
-    _emit(as_json, fmt.status_dict(info, kills, states), fmt.status_lines(info, kills, states))
+    lags = lg.archive_lag()
+    _emit(
+        as_json,
+        fmt.status_dict(info, kills, states) | {"archive": lag_dicts(lags)},
+        [*fmt.status_lines(info, kills, states), *lag_lines(lags)],
+    )
 
 
 @cli.command()
@@ -495,6 +501,9 @@ def check(settings: Settings, as_json: bool) -> None:
 
 
 policy.add_command(exposure)
+audit.add_command(archive)
+audit.add_command(verify)
+audit.add_command(search)
 cli.add_command(token)
 cli.add_command(prices)
 cli.add_command(symbol)

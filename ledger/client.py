@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import msgpack
 import redis
 
-from ledger import policy_store, views
+from ledger import archive, policy_store, views
 from ledger._types import RedisClient
 from ledger.connect import bounded_retry, connect
 from ledger.durable import DEFAULT_TIMEOUT_MS, Durability, DurableWrites
@@ -33,6 +33,7 @@ from ledger.policy import KINDS, Policy, load_policy_file
 from ledger.prices import Prices
 from ledger.reasons import Reason
 from ledger.results import (
+    ARCHIVE_BEHIND,
     BasketDecision,
     Decision,
     FillResult,
@@ -141,7 +142,8 @@ def _basket_result(basket_id: str, orders: list[Order], raw: list[Any]) -> Baske
     elif code is Reason.OK:
         # Reserved now: every leg is open (a rejected basket leaves nothing behind).
         legs = tuple(dataclasses.replace(d, state="open") for d in legs)
-    return BasketDecision(basket_id, code is Reason.OK, code, leg, legs)
+    message = ARCHIVE_BEHIND if code is Reason.RISK_UNAVAILABLE else ""
+    return BasketDecision(basket_id, code is Reason.OK, code, leg, legs, message=message)
 
 
 def _s(value: Any) -> Any:
@@ -852,6 +854,7 @@ class Ledger:
         at_ms = seconds * 1000 + micros // 1000
         record = msgpack.packb({"op": op, "scope": "global", "by": by, "why": reason, "code": "OK"})
         with self._redis_errors():
+            maxlen = archive.global_maxlen(self.redis, k, self.audit_maxlen)
             pipe = self.redis.pipeline(transaction=not k.cluster)
             pipe.exists(k.global_kill())
             if op == "kill":
@@ -864,7 +867,7 @@ class Ledger:
             else:
                 pipe.delete(k.global_kill())
                 pipe.delete(k.global_kill_meta())
-            pipe.xadd(k.audit(), {"m": record}, maxlen=self.audit_maxlen, approximate=True)
+            pipe.xadd(k.audit(), {"m": record}, maxlen=maxlen, approximate=True)
             existed = bool(pipe.execute()[0])
         return existed != (op == "kill")
 
@@ -962,6 +965,10 @@ class Ledger:
         return self._call(
             lambda: views.audit_tail(self.redis, self.keys, self._known_firms(), count)
         )
+
+    def archive_lag(self) -> list[archive.StreamLag]:
+        """Per audit stream: records not yet archived (None: no archiver registered)."""
+        return self._call(archive.archive_lag, self.redis, self.keys)
 
     def check(self) -> views.CheckReport:
         """Verify aggregates against the orders and every enforced budget."""

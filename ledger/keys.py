@@ -31,7 +31,9 @@ Per firm (slot of ``{F}``):
 ``P:{F}:order:ID``             hash    one order: path, side, qty, price, cum qty,
                                        reserved and filled notional, state, first decision,
                                        ``f|FILL_ID`` per fill seen (lua/includes/path.lua)
-``P:{F}:audit``                stream  msgpack audit records of the firm, bounded length
+``P:{F}:audit``                stream  msgpack audit records of the firm, bounded length; with
+                                       the consumer group ``archive``, unarchived ones are
+                                       never trimmed (ledger/archive.py)
 ``P:{F}:controls``             hash    runtime switches that policy loads keep: strategy
                                        and account state ``s|S``, stress ``x|S``, overrides
                                        in force ``o|S`` (docs/controls-layout.md)
@@ -64,6 +66,8 @@ Global (not firm-tagged; never touched by an order decision except the kill):
 ``P:durable``                  pubsub  nothing listens: the PUBLISH before each durability
                                        WAIT, so that it covers a replayed decision too
                                        (ledger/durable.py)
+``P:archive:lease``            string  the running audit archiver's name, expiring unless
+                                       renewed (ledger/archive.py): one archiver at a time
 =============================  ======  ==================================================
 
 One aggregate hash and one index per firm (rather than a key per node)
@@ -167,3 +171,6 @@ class Keys:
 
     def firms(self) -> str:
         return f"{self.prefix}:firms"
+
+    def archive_lease(self) -> str:
+        return f"{self.prefix}:archive:lease"

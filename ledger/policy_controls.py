@@ -131,6 +131,8 @@ class Controls:
     reference_prices: ReferencePrices | None = None
     trading_day: TradingDay = TradingDay()
     max_override_ms: int = DEFAULT_MAX_OVERRIDE_MS
+    #: ``audit.require_archive``: decisions fail closed rather than outrun the archiver.
+    require_archive: bool = False
 
     def tier_of(self, symbol: str) -> Tier | None:
         for tier in self.tiers.values():
@@ -139,7 +141,14 @@ class Controls:
         return None
 
 
-TOP_KEYS: Final = ("trading_day", "reference_prices", "overrides", "symbol_groups", "tiers")
+TOP_KEYS: Final = (
+    "trading_day",
+    "reference_prices",
+    "overrides",
+    "symbol_groups",
+    "tiers",
+    "audit",
+)
 
 
 def parse_controls(p: _Parser, top: Mapping[str, Any]) -> Controls:
@@ -159,7 +168,19 @@ def parse_controls(p: _Parser, top: Mapping[str, Any]) -> Controls:
         spec = p.mapping(top["overrides"], "overrides", ("max_duration",))
         if spec is not None and "max_duration" in spec:
             max_override = _duration(p, spec["max_duration"], "overrides.max_duration")
-    return Controls(tiers, groups, prices, day, max_override)
+    return Controls(tiers, groups, prices, day, max_override, _require_archive(p, top))
+
+
+def _require_archive(p: _Parser, top: Mapping[str, Any]) -> bool:
+    if "audit" not in top:
+        return False
+    spec = p.mapping(top["audit"], "audit", ("require_archive",))
+    value = spec.get("require_archive", False) if spec is not None else False
+    if not isinstance(value, bool):
+        # "yes"/1 would read as true to some people and false to others.
+        p.fail("audit.require_archive", f"must be true or false, got {value!r}")
+        return False
+    return value
 
 
 def _duration(p: _Parser, value: object, where: str) -> int:

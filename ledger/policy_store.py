@@ -7,6 +7,7 @@ from typing import Any
 
 import msgpack
 
+from ledger import archive
 from ledger._types import RedisClient
 from ledger.errors import LedgerError
 from ledger.keys import Keys
@@ -101,6 +102,8 @@ def firm_fields(policy: Policy, firm: str, rev: int, now_ms: int) -> dict[str, A
         "meta|day": _pack({"r": day.roll_ms, "s": day.segments(now_ms)}),
         "meta|ovmax": controls.max_override_ms,
     }
+    if controls.require_archive:
+        fields["meta|ra"] = 1
     if controls.reference_prices is not None:
         px = controls.reference_prices
         fields["meta|px"] = _pack({"a": px.max_age_ms, "j": px.max_jump_bps})
@@ -196,6 +199,9 @@ def load(
                     firm,
                 ],
             )
+        if policy.controls.require_archive:
+            # Kept from now on, whether or not an archiver has run yet.
+            archive.register(client, keys.audit(firm))
         code, _previous = scripts.load_policy(
             [keys.policy(firm), staging, keys.audit(firm)],
             [rev, policy.sha256, by, source, audit_maxlen],
@@ -204,6 +210,9 @@ def load(
             raise LedgerError(_LOST_RACE)
     _write_routes(client, keys, scripts, policy, rev)
     now_ms = int(time.time() * 1000)
+    if policy.controls.require_archive:
+        archive.register(client, keys.audit())
+    global_maxlen = archive.global_maxlen(client, keys, audit_maxlen)
     code, _previous = scripts.publish_policy(
         [keys.policy_doc()],
         [rev, "doc", policy.pack(), "sha", policy.sha256, "by", by]
@@ -227,7 +236,7 @@ def load(
                 }
             )
         },
-        maxlen=audit_maxlen,
+        maxlen=global_maxlen,
         approximate=True,
     )
     return rev

@@ -10,6 +10,7 @@ from ledger.stress import format_factor
 
 __all__ = [
     "CLOSED_STATES",
+    "ARCHIVE_BEHIND",
     "Breach",
     "Decision",
     "FillResult",
@@ -22,6 +23,12 @@ __all__ = [
 
 #: States of an order that holds no reservation any more.
 CLOSED_STATES = frozenset({"filled", "released"})
+
+#: The message of a script's RISK_UNAVAILABLE, which only audit.require_archive answers.
+ARCHIVE_BEHIND = (
+    "the audit archive is behind: the firm's unarchived audit backlog reached its bound "
+    "(audit.require_archive); orders resume when the archiver catches up"
+)
 
 
 @dataclass(frozen=True)
@@ -104,7 +111,7 @@ class Decision:
             notional=int(raw[5]),
             replayed=bool(raw[6]),
             shadow=shadow,
-            message=message,
+            message=ARCHIVE_BEHIND if reason is Reason.RISK_UNAVAILABLE else message,
             state=state,
         )
 

@@ -22,7 +22,8 @@
     KILL_SWITCH, NO_POLICY, UNKNOWN_NODE, ROUTING_STALE, NOT_ENTITLED, UNKNOWN_SYMBOL,
     STRATEGY_DISABLED, SYMBOL_HALTED, REFERENCE_PRICE_STALE, PRICE_COLLAR, REDUCE_ONLY,
     MAX_ORDER_QTY, MAX_ORDER_NOTIONAL, GROSS_LIMIT, NET_LIMIT, CONCENTRATION_LIMIT,
-    DAILY_LOSS_LIMIT, MESSAGE_RATE
+    DAILY_LOSS_LIMIT, MESSAGE_RATE, RISK_UNAVAILABLE (audit.require_archive and the
+    archive is behind; not audited)
 ]]
 --- @include "common"
 --- @include "money"
@@ -49,6 +50,8 @@ local function record(d, o)
   return d
 end
 
+-- audit.require_archive and the archive is behind: refused, nothing changed or recorded.
+if archive_behind(policy_key, audit_key, maxlen) then return reject_array(R.RISK_UNAVAILABLE) end
 local o = load_order(order_key)
 if not o then return record(reject_array(R.UNKNOWN_ORDER)) end
 if o.st ~= 'open' then return record(reject_array(R.ORDER_CLOSED), o) end

@@ -35,6 +35,7 @@
     any was decided, DUPLICATE_ORDER_ID, comes alone)}; BASKET_LIMIT has leg
     0 and its scope, limit, used, requested in a last array.
     Codes: OK, KILL_SWITCH, NO_POLICY, UNKNOWN_NODE, ROUTING_STALE, NOT_ENTITLED,
+    RISK_UNAVAILABLE (audit.require_archive and the archive is behind; not audited),
     UNKNOWN_SYMBOL, STRATEGY_DISABLED, SYMBOL_HALTED, REFERENCE_PRICE_STALE,
     PRICE_COLLAR, DUPLICATE_ORDER_ID, DUPLICATE_ORDER, REDUCE_ONLY, MAX_ORDER_QTY,
     MAX_ORDER_NOTIONAL, OPEN_ORDERS_LIMIT, GROSS_LIMIT, NET_LIMIT, CONCENTRATION_LIMIT,
@@ -230,6 +231,10 @@ if basket == '' then
     audit_leg(leg, d)
     return d
   end
+  -- audit.require_archive: refused, not remembered and not recorded (the trail is full).
+  if archive_behind(policy_key, audit_key, maxlen) then
+    return reject_array(R.RISK_UNAVAILABLE, leg.scopes[1])
+  end
   local d, plan, transient = decide(leg)
   if plan then
     commit({plan})
@@ -265,6 +270,7 @@ if replays == nlegs then
   for i = 1, nlegs do out[2 + i] = stored[i] end
   return out
 end
+if archive_behind(policy_key, audit_key, maxlen) then return {R.RISK_UNAVAILABLE, 0} end
 
 local plans, decisions = {}, {}
 -- A basket record names its failing leg's nodes, or (leg 0) the firm and every desk of its legs.

@@ -37,8 +37,9 @@ EXPECTED: dict[str, list[str]] = {
     "no_firms": ["firms: at least one firm is required"],
     "unknown_top_level_key": [
         "desks: unknown key (allowed: version, currency, minor_units, firms, strategies, traders, "
-        "trading_day, reference_prices, overrides, symbol_groups, tiers)"
+        "trading_day, reference_prices, overrides, symbol_groups, tiers, audit)"
     ],
+    "audit_require_archive_not_bool": ["audit.require_archive: must be true or false, got 'yes'"],
     "unknown_limit_key": [
         "firms[0].desks[0].limits.max_gros_notional: unknown key (allowed: max_order_qty, "
         "max_open_orders, duplicate_window_ms, max_order_notional, max_gross_notional, "
@@ -372,7 +373,7 @@ def test_duplicate_yaml_keys_are_refused_but_merge_overrides_load(tmp_path: Path
         load_policy_file(path)
     assert exc.value.problems[0] == (
         f"{path}: base: unknown key (allowed: version, currency, minor_units, firms, strategies, "
-        "traders, trading_day, reference_prices, overrides, symbol_groups, tiers)"
+        "traders, trading_day, reference_prices, overrides, symbol_groups, tiers, audit)"
     )
     path.write_text(
         "version: 1\n"
@@ -753,4 +754,17 @@ def test_a_bad_decimal_amount_is_named(value: str, message: str) -> None:
 def test_an_amount_of_another_type_is_named(value: object, kind: str) -> None:
     assert problems(with_limits({"max_gross_notional": value})) == [
         f"p.yaml: firms[0].limits.max_gross_notional: must be an amount, not {kind}"
+    ]
+
+
+def test_audit_require_archive_parses() -> None:
+    doc: dict[str, Any] = {"version": 1, "currency": "USD", "firms": [{"id": "ACME"}]}
+    assert parse_policy(doc).controls.require_archive is False
+    doc["audit"] = {"require_archive": True}
+    assert parse_policy(doc).controls.require_archive is True
+    doc["audit"] = {"require_archives": True}
+    with pytest.raises(PolicyError) as exc:
+        parse_policy(doc, source="p.yaml")
+    assert exc.value.problems == [
+        "p.yaml: audit.require_archives: unknown key (allowed: require_archive)"
     ]

@@ -10,10 +10,54 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- Unarchived records of an audit stream by key: false when no archiver is
+-- registered (no consumer group "archive", see ledger/archive.py), else the
+-- group's lag plus its pending count. Read once per call (XINFO GROUPS is
+-- O(1) per group) and counted up here as this call appends.
+local archive_backlogs = {}
+
+local function archive_backlog(key)
+  local b = archive_backlogs[key]
+  if b ~= nil then return b end
+  b = false
+  -- pcall: a stream not yet written has no key, hence no group.
+  local groups = redis.pcall('XINFO', 'GROUPS', key)
+  if type(groups) == 'table' and not groups.err then
+    for _, g in ipairs(groups) do
+      local f = {}
+      for i = 1, #g, 2 do f[g[i]] = g[i + 1] end
+      if f.name == 'archive' then
+        -- lag is unknown only after an XDEL: then count the whole stream as unarchived.
+        b = f.lag and (f.lag + f.pending) or rcall('XLEN', key)
+      end
+    end
+  end
+  archive_backlogs[key] = b
+  return b
+end
+
 -- Appends one msgpack record to a bounded audit stream. The entry id carries
--- the server time in ms; approximate trimming is O(1).
+-- the server time in ms; approximate trimming is O(1). With an archiver
+-- registered the bound never drops an unarchived record: the archiver
+-- acknowledges in id order, so its backlog is the newest records, and the
+-- stream keeps at least that many.
 local function audit(key, maxlen, record)
-  rcall('XADD', key, 'MAXLEN', '~', maxlen, '*', 'm', cmsgpack.pack(record))
+  local b = archive_backlog(key)
+  local keep = maxlen
+  if b then
+    keep = math.max(tonumber(maxlen), b + 1)
+    archive_backlogs[key] = b + 1
+  end
+  rcall('XADD', key, 'MAXLEN', '~', keep, '*', 'm', cmsgpack.pack(record))
+end
+
+-- True when the firm's policy sets audit.require_archive ("meta|ra") and the
+-- unarchived backlog reached the bound: new risk is then refused rather than
+-- recorded past what the archiver can keep up with. The policy field is read
+-- only in that case, so a healthy archive costs one XINFO per call.
+local function archive_behind(policy_key, audit_key, maxlen)
+  local b = archive_backlog(audit_key)
+  return b and b >= tonumber(maxlen) and rcall('HGET', policy_key, 'meta|ra') == '1'
 end
 
 --[[

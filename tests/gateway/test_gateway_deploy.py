@@ -150,3 +150,14 @@ def test_docker_compose_config_parses():
     assert done.returncode == 0, done.stderr
     config = json.loads(done.stdout)
     assert {"redis", "policy-load", "gateway-a", "gateway-b"} <= set(config["services"])
+
+
+def test_compose_runs_one_archiver_on_a_volume(compose):
+    archiver = compose["services"]["archiver"]
+    cmd = archiver["command"]
+    assert cmd[:3] == ["ledger", "audit", "archive"] and "--follow" in cmd
+    directory = cmd[cmd.index("--dir") + 1]
+    assert [v for v in archiver["volumes"] if v.endswith(f":{directory}")]
+    assert archiver["volumes"][0].split(":")[0] in compose["volumes"]
+    assert archiver["environment"]["LEDGER_REDIS_URL"] == "redis://redis:6379/0"
+    assert "replicas" not in archiver.get("deploy", {})

@@ -135,3 +135,34 @@ def test_redis_stopped_mid_test_is_503_and_a_restart_recovers_without_a_new_app(
     assert aggregates(lg.redis, lg.keys, "ACME")["desk:EQ-CASH"].gross == gross + 1872500
     assert not any(lg.redis.exists(lg.keys.order("ACME", f"down-{i}")) for i in range(5))
     assert lg.check().ok
+
+
+def test_an_order_is_503_while_the_audit_archive_is_behind(
+    app, client, auth, new_order, ledger, snapshot, tmp_path
+):
+    import yaml
+
+    from gateway import get_ledger
+    from ledger import parse_policy
+    from ledger.archive import Archiver
+    from tests.conftest import EXAMPLE_POLICY
+
+    doc = yaml.safe_load(EXAMPLE_POLICY.read_text())
+    doc["audit"] = {"require_archive": True}
+    ledger.load_policy(parse_policy(doc), by="test")
+    with app.app_context():
+        get_ledger().audit_maxlen = ledger.audit_maxlen = 4
+    # Each order adds one record: the bound of 4 is reached within a few (bounded,
+    # so that a gateway that never refuses fails below instead of looping).
+    for i in range(10):
+        r = client.post("/v1/orders", json=new_order(f"a{i}", qty="1"), headers=auth("order-entry"))
+        if r.status_code != 201:
+            break
+    before = snapshot()
+    r = client.post("/v1/orders", json=new_order("late", qty="1"), headers=auth("order-entry"))
+    assert r.status_code == 503
+    assert r.json["reason"] == "RISK_UNAVAILABLE" and "audit archive is behind" in r.json["message"]
+    assert snapshot() == before
+    Archiver(ledger.redis, ledger.keys, tmp_path).run()
+    r = client.post("/v1/orders", json=new_order("late", qty="1"), headers=auth("order-entry"))
+    assert r.status_code == 201
