@@ -397,3 +397,20 @@ def test_the_cli_logs_in_from_the_environment_and_only_admin_makes_tokens(acl_se
     wrong = run("admin", "wrong-password", "status")
     assert wrong.exit_code == 2 and "ledger unavailable" in wrong.stderr
     assert [p.name for p in TokenStore(admin.redis).list()] == ["ops-1"]
+
+
+def test_the_gateway_user_may_do_what_durability_and_the_archive_ask(acl_server, admin):
+    """With durability on, each call also PUBLISHes on ledger:durable and WAITs; with an
+    archiver registered, each script reads XINFO GROUPS: the ACL must allow all three."""
+    from ledger.archive import register
+
+    register(admin.redis, admin.keys.audit("ACME"))
+    url = acl_server.url("gateway", GATEWAY_PW)
+    # No replica here: durable_replicas=0 still sends nothing; ask WAIT 0 explicitly.
+    gw = Ledger.from_url(url, timeout_s=5, actor="gw")
+    assert gw.reserve(_order("d1")).accepted
+    assert gw.redis.publish("ledger:durable", "x") == 0
+    assert gw.redis.execute_command("WAIT", 0, 10) == 0
+    groups = gw.redis.xinfo_groups(admin.keys.audit("ACME"))
+    assert [g["name"] for g in groups] == [b"archive"]
+    assert groups[0]["lag"] >= 1
