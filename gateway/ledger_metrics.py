@@ -95,8 +95,9 @@ def _families(snap: Snapshot) -> Iterator[GaugeMetricFamily]:
     )
     in_force = _gauge(
         "ledger_limit_in_force",
-        "The limit a decision applies now: the policy's, or an override in force, "
-        "money limits times the stress factor of the node and the nodes above it.",
+        "The limit a decision applies now, as utilization reports it: the policy's, or an "
+        "override in force, money limits times the smallest stress factor on every path "
+        "through the node.",
         _LIMIT,
     )
     policy = _gauge("ledger_limit_policy", "The limit as the policy sets it.", _LIMIT)

@@ -195,6 +195,50 @@ def test_an_override_in_force_is_the_limit_until_it_lapses(clock: Clock) -> None
     assert limit(m, "ledger_limit_in_force", "desk:EQ-CASH", "max_open_orders") == 500
 
 
+def test_the_limit_in_force_is_the_utilization_limit_of_every_node(clock: Clock) -> None:
+    """One rule for the gauge and ``utilization``: a strategy spanning desks under a
+    stressed desk, one always through it, and overrides in force."""
+    lg = clock.ledger
+    doc = yaml.safe_load((ROOT / "examples" / "policy.yaml").read_text())
+    # SPREAD trades ACC-2 (desk EQ-CASH) and ACC-3 (desk EQ-DERIV), as T-BOB does.
+    doc["strategies"].append(
+        {
+            "id": "SPREAD",
+            "accounts": ["ACC-2", "ACC-3"],
+            "limits": {"max_gross_notional": "4000000"},
+        }
+    )
+    lg.load_policy(parse_policy(doc, source="spanning"), by="test")
+    app = create_app({"REDIS_URL": clock.server.url, "TESTING": True, "METRICS_CACHE_MS": 0})
+    clock.set_ms(T0)
+    lg.stress.on("desk:EQ-DERIV", "0.5", by="risk-1", reason="desk only")
+    for scope, value_ in (("desk:EQ-CASH", "8000000"), ("strategy:STAT-ARB", "2000000")):
+        lg.overrides.request(
+            scope, "max_gross_notional", value_, duration="30m", ticket="R-1", by="alice"
+        )
+    m = scrape(app.test_client())
+    rows = lg.utilization("firm:ACME")
+    gauges = {
+        (dict(labels)["scope"], dict(labels)["limit"]): v
+        for (name, labels), v in m.items()
+        if name == "ledger_limit_in_force"
+    }
+    assert gauges == {(r.scope, r.limit_name): r.limit for r in rows}
+    for r in rows:
+        shadow = "true" if r.shadow else "false"
+        policy = r.to_dict()["policy_limit"]
+        assert limit(m, "ledger_limit_policy", r.scope, r.limit_name, shadow) == policy
+        assert limit(m, "ledger_limit_used", r.scope, r.limit_name, shadow) == r.used
+    # STAT-ARB trades only through EQ-DERIV: its override, halved; SPREAD and T-BOB do
+    # not always go through EQ-DERIV, so its factor is not theirs; EQ-CASH is overridden.
+    gross = "max_gross_notional"
+    assert gauges["strategy:STAT-ARB", gross] == 100000000
+    assert gauges["strategy:SPREAD", gross] == 400000000
+    assert gauges["trader:T-BOB", gross] == 150000000
+    assert gauges["desk:EQ-DERIV", gross] == 250000000
+    assert gauges["desk:EQ-CASH", gross] == 800000000
+
+
 def test_archive_lag_counts_what_the_archive_group_has_not_acknowledged(
     app: Flask, client: FlaskClient, ledger: Ledger, redis_client: redis.Redis
 ) -> None:
