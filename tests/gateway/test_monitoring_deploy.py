@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -130,9 +131,10 @@ def _names(exprs: list[str]) -> set[str]:
 
 
 def test_every_metric_the_alerts_and_dashboard_name_is_exported(
-    client: FlaskClient, ledger: Ledger
+    client: FlaskClient, ledger: Ledger, auth: Callable[[str], dict[str, str]]
 ) -> None:
-    text = client.get("/metrics").data.decode()
+    """As Prometheus scrapes: with a monitoring token (prometheus.yml's credentials_file)."""
+    text = client.get("/metrics", headers=auth("monitoring")).data.decode()
     exported = {family.name for family in text_string_to_metric_families(text)}
     exprs = [str(r["expr"]) for r in _rules()]
     exprs += [t["expr"] for p in json.loads(DASHBOARD.read_text())["panels"] for t in p["targets"]]
