@@ -140,3 +140,16 @@ def test_every_metric_the_alerts_and_dashboard_name_is_exported(
     exprs += [t["expr"] for p in json.loads(DASHBOARD.read_text())["panels"] for t in p["targets"]]
     missing = _names(exprs) - exported - CONDITIONAL
     assert not missing, f"named but not exported: {sorted(missing)}"
+
+
+def test_prometheus_scrapes_with_the_token_file_and_the_placeholder_is_refused(
+    client: FlaskClient, ledger: Ledger, auth: Callable[[str], dict[str, str]]
+) -> None:
+    """The scrape job sends ``Authorization: Bearer`` from its credentials file; the shipped
+    placeholder is no token, so a forgotten one fails the scrape instead of hiding gauges."""
+    (job,) = yaml.safe_load((PROM / "prometheus.yml").read_text())["scrape_configs"]
+    assert job["authorization"]["type"] == "Bearer"
+    placeholder = (PROM / job["authorization"]["credentials_file"]).read_text().strip()
+    r = client.get("/metrics", headers={"Authorization": f"Bearer {placeholder}"})
+    assert r.status_code == 401
+    assert "ledger_limit_used" in client.get("/metrics", headers=auth("monitoring")).text
