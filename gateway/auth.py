@@ -53,14 +53,7 @@ def authenticate(roles: tuple[Role, ...], *, browser: bool = False) -> Principal
             "missing bearer token (Authorization: Bearer TOKEN)",
             {"WWW-Authenticate": 'Bearer realm="ledger"'},
         )
-    principal = get_tokens().lookup(token)
-    if principal is None:
-        raise _fail(
-            401,
-            ApiCode.UNAUTHORIZED,
-            "unknown or revoked token",
-            {"WWW-Authenticate": 'Bearer realm="ledger", error="invalid_token"'},
-        )
+    principal = _lookup(token)
     if principal.role not in roles:
         raise _fail(
             403,
@@ -84,8 +77,11 @@ def presented() -> Principal | None:
         LedgerUnavailable: the token could not be looked up.
     """
     token = _bearer()
-    if token is None:
-        return None
+    return None if token is None else _lookup(token)
+
+
+def _lookup(token: str) -> Principal:
+    """The token's principal; 401 for a token no one holds (unknown or revoked)."""
     principal = get_tokens().lookup(token)
     if principal is None:
         raise _fail(

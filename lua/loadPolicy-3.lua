@@ -15,22 +15,13 @@
     the live revision is this one or newer: the revision live is returned)
 ]]
 --- @include "common"
+--- @include "swap"
 
 local live_key, next_key, audit_key = KEYS[1], KEYS[2], KEYS[3]
 local rev, sha, who, source, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
-if rcall('HGET', next_key, 'meta|rev') ~= rev then
-  return {R.NO_POLICY, false}
-end
-local previous = rcall('HGET', live_key, 'meta|rev')
-if previous and tonumber(previous) >= tonumber(rev) then
-  rcall('UNLINK', next_key)
-  return {R.NO_POLICY, previous}
-end
-rcall('UNLINK', live_key)
-rcall('RENAME', next_key, live_key)
--- The staged copy expires in case its loader dies; RENAME carries that over.
-rcall('PERSIST', live_key)
+local code, previous = swap_staged(live_key, next_key, rev)
+if code ~= R.OK then return {code, previous} end
 audit(audit_key, maxlen, {op = 'policy_load', rev = rev, sha = sha, by = who,
   source = source, previous = previous, code = R.OK})
 return {R.OK, previous}

@@ -10,18 +10,10 @@
     revision is this one or newer: the revision live is returned)
 ]]
 --- @include "common"
+--- @include "swap"
 
 local live_key, next_key = KEYS[1], KEYS[2]
 local rev = ARGV[1]
 
-if rcall('HGET', next_key, 'meta|rev') ~= rev then
-  return {R.NO_POLICY, false}
-end
-local previous = rcall('HGET', live_key, 'meta|rev')
-if previous and tonumber(previous) >= tonumber(rev) then
-  rcall('UNLINK', next_key)
-  return {R.NO_POLICY, previous}
-end
-rcall('RENAME', next_key, live_key)
-rcall('PERSIST', live_key)
-return {R.OK, previous}
+local code, previous = swap_staged(live_key, next_key, rev)
+return {code, previous}
