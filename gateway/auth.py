@@ -18,7 +18,7 @@ from gateway import get_ledger, get_tokens, metrics
 from gateway.errors import ApiCode, ApiError
 from ledger.tokens import Principal, Role
 
-__all__ = ["authenticate", "requires", "caller_firms", "COOKIE"]
+__all__ = ["authenticate", "requires", "caller_firms", "presented", "COOKIE"]
 
 #: Cookie the dashboard keeps its token in.
 COOKIE = "ledger_token"
@@ -70,6 +70,30 @@ def authenticate(roles: tuple[Role, ...], *, browser: bool = False) -> Principal
         )
     g.principal = principal
     g.token = token
+    return principal
+
+
+def presented() -> Principal | None:
+    """The principal of the bearer token presented, None if there is none; 401 if it is bad.
+
+    For routes whose answer only grows with the role (``/metrics``): no token
+    is not an error there, but a wrong one is, so that a misconfigured scraper
+    sees a failed scrape rather than silently partial data.
+
+    Raises:
+        LedgerUnavailable: the token could not be looked up.
+    """
+    token = _bearer()
+    if token is None:
+        return None
+    principal = get_tokens().lookup(token)
+    if principal is None:
+        raise _fail(
+            401,
+            ApiCode.UNAUTHORIZED,
+            "unknown or revoked token",
+            {"WWW-Authenticate": 'Bearer realm="ledger", error="invalid_token"'},
+        )
     return principal
 
 

@@ -6,9 +6,10 @@ while fewer live replicas are connected than the durability setting needs.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app
 
-from gateway import get_ledger, metrics
+from gateway import get_ledger, ledger_metrics, metrics
+from gateway.auth import presented
 from gateway.wire import respond
 from ledger.errors import LedgerUnavailable
 
@@ -44,6 +45,20 @@ def readyz() -> Response:
 
 @bp.get("/metrics")
 def prometheus() -> Response:
-    """Prometheus text format; summed over gunicorn workers in multiprocess mode."""
-    data, content_type = metrics.exposition()
+    """Prometheus text format; summed over gunicorn workers in multiprocess mode.
+
+    Anyone gets the request metrics, which name no node or firm; the ledger's
+    gauges go only to a bearer token of a role in ``ledger_metrics.READERS``.
+    A bad token is 401 (so the scrape fails visibly); a valid one of another role,
+    a desk head's say, gets what an anonymous caller gets.
+    """
+    try:
+        principal = presented()
+    except LedgerUnavailable as exc:
+        # The caller cannot be checked, so no node data; ``ledger_up 0`` is all it learns.
+        current_app.logger.warning("metrics: token not checked: %s", exc)
+        data, content_type = metrics.exposition(ledger_metrics.unavailable())
+    else:
+        gauges = principal is not None and principal.role in ledger_metrics.READERS
+        data, content_type = metrics.exposition(ledger_metrics.exposition() if gauges else None)
     return Response(data, status=200, content_type=content_type)

@@ -11,6 +11,10 @@ Redis no more.
 If Redis does not answer within the gateway's bound, ``ledger_up`` is 0 and
 no other ledger series is exported: orders are being refused then too.
 
+These labels name firms and nodes, so ``/metrics`` exports the gauges only to
+a scrape presenting a token of a role in :data:`READERS`; anyone else gets the
+request metrics alone (:func:`gateway.health.prometheus`).
+
 Labels and their bounds (all come from the policy or Redis, never a request):
 ``firm``, ``scope`` (policy nodes and ``global``), ``limit`` (limit names of
 the policy, ``messages.TYPE.WINDOW``), ``shadow``, ``symbol`` (tier symbols and
@@ -32,8 +36,12 @@ from prometheus_client.registry import Collector
 from gateway import get_ledger
 from ledger.errors import LedgerUnavailable
 from ledger.monitor import Monitor, Snapshot
+from ledger.tokens import Role
 
-__all__ = ["LedgerCollector", "init_app", "exposition"]
+__all__ = ["LedgerCollector", "init_app", "exposition", "unavailable", "READERS"]
+
+#: Roles whose token on a scrape gets the ledger's gauges.
+READERS = (Role.MONITORING, Role.OPS, Role.RISK_ADMIN)
 
 _LIMIT = ["firm", "scope", "limit", "shadow"]
 
@@ -95,8 +103,9 @@ def _families(snap: Snapshot) -> Iterator[GaugeMetricFamily]:
     )
     in_force = _gauge(
         "ledger_limit_in_force",
-        "The limit a decision applies now: the policy's, or an override in force, "
-        "money limits times the stress factor of the node and the nodes above it.",
+        "The limit a decision applies now, as utilization reports it: the policy's, or an "
+        "override in force, money limits times the smallest stress factor on every path "
+        "through the node.",
         _LIMIT,
     )
     policy = _gauge("ledger_limit_policy", "The limit as the policy sets it.", _LIMIT)
@@ -222,3 +231,20 @@ def exposition() -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(current_app.extensions["ledger_metrics"])
     return generate_latest(registry)
+
+
+def unavailable() -> bytes:
+    """``ledger_up 0`` alone: for a scrape whose token could not be checked because Redis
+    failed. It says no more than ``/readyz`` does, and keeps the Redis alert precise."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Down())
+    return generate_latest(registry)
+
+
+class _Down(Collector):
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "ledger_up",
+            "1 when the ledger's Redis answered the last metrics read, else 0.",
+            0,
+        )

@@ -81,14 +81,17 @@ def get() -> Metrics:
     return metrics
 
 
-def exposition() -> tuple[bytes, str]:
-    """The text format of every metric: summed over worker processes in multiprocess mode.
+def exposition(ledger: bytes | None = None) -> tuple[bytes, str]:
+    """The text format of the request metrics, summed over worker processes in multiprocess mode.
 
-    The ledger's gauges are read by this process alone and appended, never summed.
+    Args:
+        ledger: the ledger's gauges to append (:mod:`gateway.ledger_metrics`, read by this
+            process alone, never summed), or None for the request metrics only: those carry
+            no node or firm, so anyone may read them.
     """
     if multiprocess_mode():
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         registry = get().registry
-    return generate_latest(registry) + ledger_metrics.exposition(), CONTENT_TYPE_LATEST
+    return generate_latest(registry) + (ledger or b""), CONTENT_TYPE_LATEST

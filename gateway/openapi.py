@@ -1103,11 +1103,17 @@ def document() -> dict[str, Any]:
             "/metrics": {
                 "get": {
                     "summary": "Prometheus metrics",
+                    "description": "Anyone: the request metrics, which name no node or firm. "
+                    "With a bearer token of role monitoring, ops or risk-admin: also the "
+                    "ledger's gauges, labelled by firm and node.",
+                    # Optional: without a token the answer is smaller, not refused.
+                    "security": [{}, {"bearer": []}],
                     "responses": {
                         "200": {
                             "description": "Text exposition format.",
                             "content": {"text/plain": {}},
-                        }
+                        },
+                        "401": _resp("Unknown or revoked token.", "Error"),
                     },
                 }
             },

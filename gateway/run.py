@@ -51,6 +51,7 @@ DEMO = {
     Role.DESK_HEAD: ("EQ-CASH",),
     Role.RISK_ADMIN: (),
     Role.MARKET_DATA: (),
+    Role.MONITORING: (),
 }
 SMOKE_ORDER = {
     "trader": "T-ALICE",

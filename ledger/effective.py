@@ -1,4 +1,4 @@
-"""The limit in force at a node, for the views (utilization, check).
+"""The limit in force at a node, for the views (utilization, check) and the metrics.
 
 Reserve decides against the *effective* limit (lua/includes/controls.lua,
 ``effective_limits``): an approved override while server time is before its
@@ -18,6 +18,7 @@ a smaller limit still.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -28,7 +29,7 @@ from ledger.keys import Keys
 from ledger.policy import MONEY_LIMITS, Node, Policy
 from ledger.stress import FACTOR_SCALE
 
-__all__ = ["STRESSED", "Limit", "Controls", "read_controls", "scaled"]
+__all__ = ["STRESSED", "Limit", "Controls", "read_controls", "controls_of", "scaled"]
 
 #: Limits a stress factor scales: STRESSED in lua/includes/controls.lua.
 STRESSED: Final = frozenset(MONEY_LIMITS)
@@ -95,8 +96,13 @@ def _text(value: Any) -> str:
 
 def read_controls(client: RedisClient, keys: Keys, firm: str, now_ms: int) -> Controls:
     """The firm's ``o|S`` and ``x|S`` fields (one HGETALL of its controls hash)."""
+    return controls_of(client.hgetall(keys.controls(firm)), now_ms)
+
+
+def controls_of(fields: Mapping[Any, Any], now_ms: int) -> Controls:
+    """The ``o|S`` and ``x|S`` fields of a controls hash already read (HGETALL's answer)."""
     controls = Controls(now_ms)
-    for raw, blob in client.hgetall(keys.controls(firm)).items():
+    for raw, blob in fields.items():
         name = _text(raw)
         if name.startswith("x|"):
             controls.factors[name[2:]] = int(msgpack.unpackb(blob, raw=False)["f"])

@@ -13,6 +13,9 @@ The policy document itself is read only when its revision changed
 (:class:`Monitor` keeps it). Every series is bounded by the policy: one per
 node and limit, per tier symbol, per active kill or state, per audit stream,
 per replica.
+
+The limit in force is :mod:`ledger.effective`'s rule and code, applied to the
+controls hash of step 2, so that a gauge and ``utilization`` always agree.
 """
 
 from __future__ import annotations
@@ -25,11 +28,11 @@ import msgpack
 
 from ledger import policy_store
 from ledger._types import RedisClient
+from ledger.effective import Controls, controls_of
 from ledger.keys import Keys
-from ledger.overrides import OVERRIDABLE
-from ledger.policy import MONEY_LIMITS, Node, Policy
+from ledger.policy import Node, Policy
 from ledger.policy_store import RING_IDS, WINDOW_MS
-from ledger.views import _day_pnl, _ring_count, _unpack_node
+from ledger.views import day_pnl, ring_count, unpack_node
 
 __all__ = [
     "ARCHIVE_GROUP",
@@ -46,8 +49,6 @@ __all__ = [
 
 #: The consumer group of the audit archiver; its unacknowledged records are the archive lag.
 ARCHIVE_GROUP = "archive"
-#: Stress factors are millionths (lua/includes/controls.lua).
-_FULL = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,8 @@ class LimitRow:
     scope: str
     limit: str
     used: int
-    #: The policy's value after an override in force and stress (money limits).
+    #: The policy's value after an override in force and stress (money limits),
+    #: as :meth:`ledger.effective.Controls.limit` has it.
     in_force: int
     policy: int
     shadow: bool
@@ -212,7 +214,8 @@ class Monitor:
             halts += [(firm, name[2:]) for name in sorted(px) if name.startswith("h|")]
             states += _states(firm, ctl, by_firm.get(firm, []))
             if policy is not None:
-                limits += _limits(policy, by_firm.get(firm, []), agg, ctl, now_ms)
+                effective = controls_of(controls, now_ms)
+                limits += _limits(policy, by_firm.get(firm, []), agg, effective)
                 rp = policy.controls.reference_prices
                 if rp is not None and policy.controls.tiers:
                     max_age[firm] = rp.max_age_ms
@@ -288,53 +291,22 @@ def _states(firm: str, ctl: dict[str, Any], nodes: list[Node]) -> list[StateRow]
     return rows
 
 
-def _ancestors(policy: Policy, node: Node) -> list[str]:
-    """The node and its parents (account -> desk -> firm); strategies and traders -> firm."""
-    out = [node.scope]
-    parent = node.parent
-    while parent is not None:
-        out.append(parent)
-        up = policy.node(parent)
-        parent = up.parent if up else None
-    firm = f"firm:{node.firm}"
-    if firm not in out:
-        out.append(firm)
-    return out
-
-
-def _in_force(
-    policy: Policy, node: Node, name: str, value: int, ctl: dict[str, Any], now_ms: int
-) -> int:
-    """As lua/includes/controls.lua: an override before its expiry, then the stress factor."""
-    if name in OVERRIDABLE:
-        entry = (ctl.get(f"o|{node.scope}") or {}).get(name)
-        if isinstance(entry, dict) and now_ms < int(entry.get("u", 0)):
-            value = int(entry["v"])
-    if name in MONEY_LIMITS:
-        # An order's path may cross other stressed nodes (its strategy's desk, say);
-        # the gauge applies the stress of the node and the nodes above it in the tree.
-        factors = [int(ctl[f"x|{s}"]["f"]) for s in _ancestors(policy, node) if f"x|{s}" in ctl]
-        factor = min(factors, default=_FULL)
-        if factor < _FULL:
-            value = value * factor // _FULL
-    return value
-
-
 def _limits(
-    policy: Policy, nodes: list[Node], agg: dict[Any, Any], ctl: dict[str, Any], now_ms: int
+    policy: Policy, nodes: list[Node], agg: dict[Any, Any], controls: Controls
 ) -> list[LimitRow]:
+    now_ms = controls.now_ms
     blobs = {_s(f): v for f, v in agg.items()}
     today = policy.controls.trading_day.day_of(now_ms)
     rows: list[LimitRow] = []
     for node in nodes:
         blob = blobs.get(node.scope)
-        state, rings = _unpack_node(blob)
+        state, rings = unpack_node(blob)
         lim = node.limits
         used_by = {
             "max_gross_notional": state.gross,
             "max_net_notional": state.net,
             "max_open_orders": state.n,
-            "max_daily_loss": max(0, -_day_pnl(blob, today)),
+            "max_daily_loss": max(0, -day_pnl(blob, today)),
         }
         for name, used in used_by.items():
             cap = getattr(lim, name)
@@ -345,7 +317,7 @@ def _limits(
                         node.scope,
                         name,
                         used,
-                        _in_force(policy, node, name, cap, ctl, now_ms),
+                        controls.limit(policy, node, name, cap).value,
                         cap,
                         name in lim.shadow,
                     )
@@ -354,7 +326,7 @@ def _limits(
             for window, window_ms in WINDOW_MS.items():
                 cap = getattr(caps, window)
                 if cap:
-                    count = _ring_count(rings.get(RING_IDS[(mtype, window)]), window_ms, now_ms)
+                    count = ring_count(rings.get(RING_IDS[(mtype, window)]), window_ms, now_ms)
                     rows.append(
                         LimitRow(
                             node.firm,

@@ -78,6 +78,8 @@ class Role(StrEnum):
     RISK_ADMIN = "risk-admin"
     #: A price feed: sets reference prices, which may halt a symbol, and nothing else.
     MARKET_DATA = "market-data"
+    #: A metrics scraper: reads the ledger's gauges on ``/metrics`` and nothing else.
+    MONITORING = "monitoring"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,16 @@ from ledger.policy_store import RING_IDS, WINDOW_MS
 from ledger.results import UtilizationRow
 from ledger.stress import format_factor
 
-__all__ = ["utilization", "audit_tail", "check", "CheckReport", "Aggregates"]
+__all__ = [
+    "utilization",
+    "audit_tail",
+    "check",
+    "CheckReport",
+    "Aggregates",
+    "unpack_node",
+    "day_pnl",
+    "ring_count",
+]
 
 #: The message-window ring geometry of lua/includes/windows.lua.
 _SLOTS = 11
@@ -47,7 +56,7 @@ def _int(value: Any) -> int:
     return int(value) if value is not None else 0
 
 
-def _unpack_node(blob: bytes | None) -> tuple[Aggregates, dict[int, list[int]]]:
+def unpack_node(blob: bytes | None) -> tuple[Aggregates, dict[int, list[int]]]:
     """A node field of the aggregate hash (lua/includes/exposure.lua); rings by ring id."""
     if blob is None:
         return Aggregates(), {}
@@ -58,7 +67,7 @@ def _unpack_node(blob: bytes | None) -> tuple[Aggregates, dict[int, list[int]]]:
     return Aggregates(*(int(v) for v in values[:5])), rings
 
 
-def _day_pnl(blob: bytes | None, day: int) -> int:
+def day_pnl(blob: bytes | None, day: int) -> int:
     """The node's realized P&L of trading day ``day`` (lua/includes/day.lua)."""
     if blob is None:
         return 0
@@ -68,7 +77,7 @@ def _day_pnl(blob: bytes | None, day: int) -> int:
     return 0
 
 
-def _ring_count(ring: list[int] | None, window_ms: int, now_ms: int) -> int:
+def ring_count(ring: list[int] | None, window_ms: int, now_ms: int) -> int:
     # Same arithmetic as ring_count in lua/includes/windows.lua.
     if not ring:
         return 0
@@ -100,11 +109,11 @@ def utilization(
         today = policy.controls.trading_day.day_of(now_ms)
         controls = read_controls(client, keys, firm, now_ms)
         for node, blob in zip(firm_nodes, blobs, strict=True):
-            agg, rings = _unpack_node(blob)
+            agg, rings = unpack_node(blob)
             rows += _node_rows(node, agg, policy, controls)
             cap = node.limits.max_daily_loss
             if cap is not None:
-                loss = max(0, -_day_pnl(blob, today))
+                loss = max(0, -day_pnl(blob, today))
                 shadow = "max_daily_loss" in node.limits.shadow
                 in_force = controls.limit(policy, node, "max_daily_loss", cap)
                 rows.append(_row(node, "max_daily_loss", loss, shadow, in_force))
@@ -113,7 +122,7 @@ def utilization(
                     cap = getattr(caps, name)
                     if cap:
                         ring = rings.get(RING_IDS[(mtype, name)])
-                        count = _ring_count(ring, window_ms, now_ms)
+                        count = ring_count(ring, window_ms, now_ms)
                         rows.append(
                             UtilizationRow(
                                 node.scope,
@@ -152,7 +161,7 @@ def _node_rows(
 def aggregates(client: RedisClient, keys: Keys, firm: str) -> dict[str, Aggregates]:
     """Every node's aggregates of one firm, by scope."""
     return {
-        field.decode(): _unpack_node(blob)[0]
+        field.decode(): unpack_node(blob)[0]
         for field, blob in client.hgetall(keys.agg(firm)).items()
     }
 

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.scripts import lua_dir
-from ledger.views import _ring_count
+from ledger.views import ring_count
 
 WIDTH = 100  # ms per bucket: a 1 s window
 SLOTS = 11
@@ -56,7 +56,7 @@ def test_ring_counts_exactly_the_newest_eleven_buckets(redis_client, steps):
     assert counts == reference(steps)
     if ring:
         # Python's reading of a stored ring (utilization) agrees with Lua's.
-        assert _ring_count(ring, WIDTH * 10, steps[-1][1]) == counts[-1]
+        assert ring_count(ring, WIDTH * 10, steps[-1][1]) == counts[-1]
 
 
 def test_the_limit_is_never_exceeded_in_any_true_window(redis_client):

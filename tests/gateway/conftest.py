@@ -54,6 +54,7 @@ def tokens(ledger: Ledger, redis_client: redis.Redis) -> dict[str, str]:
         "desk-head": store.create(Role.DESK_HEAD, "dh-cash", ["EQ-CASH"]),
         "risk-admin": store.create(Role.RISK_ADMIN, "ra-1"),
         "market-data": store.create(Role.MARKET_DATA, "feed-1"),
+        "monitoring": store.create(Role.MONITORING, "prometheus-1"),
     }
 
 

@@ -87,6 +87,7 @@ def two_desks(ledger: Ledger, redis_client: redis.Redis) -> dict[str, dict[str, 
             ("both", Role.DESK_HEAD, "head-both", ["D1", "D2"]),
             ("ops", Role.OPS, "ops-1", []),
             ("oe", Role.ORDER_ENTRY, "oms-1", []),
+            ("monitoring", Role.MONITORING, "prometheus-1", []),
         )
     }
 
@@ -239,7 +240,8 @@ def test_a_basket_reject_is_listed_for_the_desk_of_its_failing_leg(client, ledge
 
 
 def test_metrics_name_no_node(client, ledger, two_desks, switches):
-    """Anyone may read /metrics: its labels carry kinds and codes, never a node or its texts."""
+    """Anyone may read /metrics, a desk head too: what they get carries kinds and codes,
+    never a node or its texts. The ledger's gauges, which do, need a monitoring token."""
     order = {"order_id": "m1", "trader": "T-SPAN", "strategy": "SPAN", "account": "A2"}
     order |= {"symbol": "MSFT", "side": "sell", "qty": "20000", "price": "100"}
     r = client.post("/v1/orders", json=order, headers=two_desks["oe"])
@@ -248,7 +250,12 @@ def test_metrics_name_no_node(client, ledger, two_desks, switches):
         "/v1/kill", json={"scope": "account:A2", "reason": "x"}, headers=two_desks["ops"]
     )
     assert r.status_code == 200 and not r.json["already"]
-    text = client.get("/metrics").text
-    assert "ledger_gateway_kill_switch_total" in text
-    assert not re.search(r"\b(D1|D2|E1|A1|A2|B1|SPAN|T-SPAN|F1|F2)\b", text)
-    assert not any(s in text for s in SECRETS)
+    for headers in ({}, two_desks["d1"], two_desks["both"], two_desks["oe"]):
+        text = client.get("/metrics", headers=headers).text
+        assert "ledger_gateway_kill_switch_total" in text
+        assert not re.search(r"\b(D1|D2|E1|A1|A2|B1|SPAN|T-SPAN|F1|F2)\b", text)
+        assert not any(s in text for s in SECRETS)
+        assert "firm=" not in text and "scope=" not in text
+    # The nodes are there for a scraper that may see them all.
+    text = client.get("/metrics", headers=two_desks["monitoring"]).text
+    assert 'scope="account:A2"' in text and 'firm="F2"' in text

@@ -16,7 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway import create_app
+from gateway import create_app, get_tokens
 from gateway.run import launch, stop, wait_ready
 from ledger import Ledger
 from ledger.embedded import free_port
@@ -31,8 +31,20 @@ T0 = 1_900_000_000_000
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-def scrape(client: FlaskClient) -> Samples:
-    resp = client.get("/metrics")
+def monitoring_token(app: Flask) -> str:
+    """A ``monitoring`` token in the app's Redis, made on first use: the gauges need one."""
+    token: str | None = app.config.get("TEST_MONITORING_TOKEN")
+    if token is None:
+        with app.app_context():
+            token = get_tokens().create(Role.MONITORING, "prometheus-test")
+        app.config["TEST_MONITORING_TOKEN"] = token
+    return token
+
+
+def scrape(client: FlaskClient, token: str | None = None) -> Samples:
+    """What a scrape with a monitoring token gets (``token``, or one made for the app)."""
+    token = monitoring_token(client.application) if token is None else token
+    resp = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
     assert resp.status_code == 200
     return parse(resp.data.decode())
 
@@ -195,6 +207,50 @@ def test_an_override_in_force_is_the_limit_until_it_lapses(clock: Clock) -> None
     assert limit(m, "ledger_limit_in_force", "desk:EQ-CASH", "max_open_orders") == 500
 
 
+def test_the_limit_in_force_is_the_utilization_limit_of_every_node(clock: Clock) -> None:
+    """One rule for the gauge and ``utilization``: a strategy spanning desks under a
+    stressed desk, one always through it, and overrides in force."""
+    lg = clock.ledger
+    doc = yaml.safe_load((ROOT / "examples" / "policy.yaml").read_text())
+    # SPREAD trades ACC-2 (desk EQ-CASH) and ACC-3 (desk EQ-DERIV), as T-BOB does.
+    doc["strategies"].append(
+        {
+            "id": "SPREAD",
+            "accounts": ["ACC-2", "ACC-3"],
+            "limits": {"max_gross_notional": "4000000"},
+        }
+    )
+    lg.load_policy(parse_policy(doc, source="spanning"), by="test")
+    app = create_app({"REDIS_URL": clock.server.url, "TESTING": True, "METRICS_CACHE_MS": 0})
+    clock.set_ms(T0)
+    lg.stress.on("desk:EQ-DERIV", "0.5", by="risk-1", reason="desk only")
+    for scope, value_ in (("desk:EQ-CASH", "8000000"), ("strategy:STAT-ARB", "2000000")):
+        lg.overrides.request(
+            scope, "max_gross_notional", value_, duration="30m", ticket="R-1", by="alice"
+        )
+    m = scrape(app.test_client())
+    rows = lg.utilization("firm:ACME")
+    gauges = {
+        (dict(labels)["scope"], dict(labels)["limit"]): v
+        for (name, labels), v in m.items()
+        if name == "ledger_limit_in_force"
+    }
+    assert gauges == {(r.scope, r.limit_name): r.limit for r in rows}
+    for r in rows:
+        shadow = "true" if r.shadow else "false"
+        policy = r.to_dict()["policy_limit"]
+        assert limit(m, "ledger_limit_policy", r.scope, r.limit_name, shadow) == policy
+        assert limit(m, "ledger_limit_used", r.scope, r.limit_name, shadow) == r.used
+    # STAT-ARB trades only through EQ-DERIV: its override, halved; SPREAD and T-BOB do
+    # not always go through EQ-DERIV, so its factor is not theirs; EQ-CASH is overridden.
+    gross = "max_gross_notional"
+    assert gauges["strategy:STAT-ARB", gross] == 100000000
+    assert gauges["strategy:SPREAD", gross] == 400000000
+    assert gauges["trader:T-BOB", gross] == 150000000
+    assert gauges["desk:EQ-DERIV", gross] == 250000000
+    assert gauges["desk:EQ-CASH", gross] == 800000000
+
+
 def test_archive_lag_counts_what_the_archive_group_has_not_acknowledged(
     app: Flask, client: FlaskClient, ledger: Ledger, redis_client: redis.Redis
 ) -> None:
@@ -227,8 +283,9 @@ def test_one_scrape_is_a_bounded_read_without_scan(
     calls = {name.removeprefix("cmdstat_"): s["calls"] for name, s in stats.items()}
     calls.pop("config|resetstat", None)
     assert "scan" not in calls and "keys" not in calls
-    # Round trip 1: 5 reads and the global stream's 2; round trip 2: 6 per firm (one) and TIME.
-    assert sum(calls.values()) == 7 + 6 + 1, calls
+    # The scraper's token: one HGET. Round trip 1: 5 reads and the global stream's 2;
+    # round trip 2: 6 per firm (one) and TIME.
+    assert sum(calls.values()) == 1 + 7 + 6 + 1, calls
 
 
 def test_a_cached_snapshot_is_reused_within_the_cache_time(
@@ -243,10 +300,20 @@ def test_a_cached_snapshot_is_reused_within_the_cache_time(
 
 
 def test_ledger_down_is_ledger_up_zero_and_no_stale_gauges() -> None:
+    """The token cannot be checked either: ``ledger_up 0`` and no other ledger series."""
     app = create_app({"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "REDIS_TIMEOUT_MS": 200})
-    m = scrape(app.test_client())
+    m = scrape(app.test_client(), token="llt_unchecked")
     assert value(m, "ledger_up") == 0
-    assert not [k for k in m if k[0].startswith("ledger_limit_")]
+    assert not [
+        k
+        for k in m
+        if k[0].startswith("ledger_")
+        and k[0] != "ledger_up"
+        and not k[0].startswith("ledger_gateway_")
+    ]
+    # Without a token: no ledger series at all, not even ledger_up.
+    anonymous = parse(app.test_client().get("/metrics").text)
+    assert not [k for k in anonymous if not k[0].startswith("ledger_gateway_")]
 
 
 def test_cache_setting_is_checked() -> None:
@@ -282,8 +349,9 @@ def test_gunicorn_workers_do_not_add_up_the_ledger_gauges(
         for i in range(4):
             status, _ = http("POST", f"{base}/v1/orders", token, {**ORDER, "order_id": f"m{i}"})
             assert status == 201
+        scraper = TokenStore(ledger.redis).create(Role.MONITORING, "prometheus-mp")
         for _ in range(6):
-            status, text = http("GET", f"{base}/metrics")
+            status, text = http("GET", f"{base}/metrics", scraper)
             assert status == 200
             m = parse(text)
             assert limit(m, "ledger_limit_used", "desk:EQ-CASH", "max_open_orders") == 4
@@ -331,8 +399,11 @@ def test_replication_state_of_a_primary_and_its_replica(
         assert value(m, "ledger_redis_role", role="primary") == 1
         assert value(m, "ledger_redis_replica_lag_seconds", replica=name) is not None
         assert value(m, "ledger_redis_replica_behind_bytes", replica=name) is not None
+        # The primary's token, once replicated: a replica takes no writes.
+        bearer = {"Authorization": f"Bearer {monitoring_token(primary)}"}
         while True:
-            r = scrape(secondary.test_client())
+            resp = secondary.test_client().get("/metrics", headers=bearer)
+            r = parse(resp.text) if resp.status_code == 200 else {}
             if value(r, "ledger_redis_primary_link_up") == 1:
                 break
             assert time.monotonic() < deadline, "the replica's link did not come up"
@@ -343,3 +414,52 @@ def test_replication_state_of_a_primary_and_its_replica(
     finally:
         replica.terminate()
         replica.wait(timeout=10)
+
+
+def _ledger_series(text: str) -> set[str]:
+    """Series of the ledger's gauges, and any series labelled with a node or firm."""
+    return {
+        f"{name}{dict(labels)}"
+        for name, labels in parse(text)
+        if not name.startswith("ledger_gateway_") or {"firm", "scope"} & dict(labels).keys()
+    }
+
+
+def test_the_ledger_gauges_go_only_to_monitoring_ops_and_risk_admin(
+    client: FlaskClient, ledger: Ledger, auth: Callable[[str], dict[str, str]]
+) -> None:
+    """Node and firm labels name what a desk head may not see: anyone else gets the
+    request metrics only, which carry kinds and codes."""
+    ledger.kill("desk:EQ-DERIV", by="ops-1", reason="drill")
+    assert client.post("/v1/orders", json=ORDER, headers=auth("order-entry")).status_code == 201
+    anonymous = client.get("/metrics")
+    assert anonymous.status_code == 200
+    assert "ledger_gateway_decisions_total" in anonymous.text
+    assert not _ledger_series(anonymous.text)
+    assert "firm=" not in anonymous.text and "scope=" not in anonymous.text
+    for role in ("desk-head", "order-entry", "market-data"):
+        r = client.get("/metrics", headers=auth(role))
+        assert r.status_code == 200, role
+        assert not _ledger_series(r.text), role
+        assert "firm=" not in r.text and "scope=" not in r.text, role
+    for role in ("monitoring", "ops", "risk-admin"):
+        r = client.get("/metrics", headers=auth(role))
+        assert r.status_code == 200, role
+        m = parse(r.text)
+        assert value(m, "ledger_up") == 1, role
+        assert limit(m, "ledger_limit_used", "desk:EQ-CASH", "max_open_orders") == 1, role
+        assert (
+            value(m, "ledger_kill_switch_active", firm="ACME", scope="desk:EQ-DERIV", auto="false")
+            == 1
+        )
+
+
+def test_a_bad_scrape_token_is_401_and_shows_nothing(client: FlaskClient, ledger: Ledger) -> None:
+    """A mistyped or revoked scrape token fails the scrape (Prometheus ``up`` 0), rather
+    than silently dropping the gauges the alerts need."""
+    r = client.get("/metrics", headers={"Authorization": "Bearer llt_not-a-token"})
+    assert r.status_code == 401 and r.json["reason"] == "UNAUTHORIZED"
+    assert "invalid_token" in r.headers["WWW-Authenticate"]
+    assert "ledger_" not in r.text
+    text = client.get("/metrics").text
+    assert 'ledger_gateway_auth_failures_total{status="401"} 1.0' in text

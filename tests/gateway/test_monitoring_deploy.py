@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -130,11 +131,25 @@ def _names(exprs: list[str]) -> set[str]:
 
 
 def test_every_metric_the_alerts_and_dashboard_name_is_exported(
-    client: FlaskClient, ledger: Ledger
+    client: FlaskClient, ledger: Ledger, auth: Callable[[str], dict[str, str]]
 ) -> None:
-    text = client.get("/metrics").data.decode()
+    """As Prometheus scrapes: with a monitoring token (prometheus.yml's credentials_file)."""
+    text = client.get("/metrics", headers=auth("monitoring")).data.decode()
     exported = {family.name for family in text_string_to_metric_families(text)}
     exprs = [str(r["expr"]) for r in _rules()]
     exprs += [t["expr"] for p in json.loads(DASHBOARD.read_text())["panels"] for t in p["targets"]]
     missing = _names(exprs) - exported - CONDITIONAL
     assert not missing, f"named but not exported: {sorted(missing)}"
+
+
+def test_prometheus_scrapes_with_the_token_file_and_the_placeholder_is_refused(
+    client: FlaskClient, ledger: Ledger, auth: Callable[[str], dict[str, str]]
+) -> None:
+    """The scrape job sends ``Authorization: Bearer`` from its credentials file; the shipped
+    placeholder is no token, so a forgotten one fails the scrape instead of hiding gauges."""
+    (job,) = yaml.safe_load((PROM / "prometheus.yml").read_text())["scrape_configs"]
+    assert job["authorization"]["type"] == "Bearer"
+    placeholder = (PROM / job["authorization"]["credentials_file"]).read_text().strip()
+    r = client.get("/metrics", headers={"Authorization": f"Bearer {placeholder}"})
+    assert r.status_code == 401
+    assert "ledger_limit_used" in client.get("/metrics", headers=auth("monitoring")).text
