@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgpack
 import redis
@@ -44,6 +44,9 @@ from ledger.results import (
 from ledger.scripts import ScriptSet
 from ledger.states import SYSTEM_PREFIX, States, audit_refused, check_reenabler
 from ledger.stress import Stress
+
+if TYPE_CHECKING:
+    from ledger.reconcile import ReconcileReport
 
 __all__ = ["Ledger"]
 
@@ -962,6 +965,20 @@ class Ledger:
         return self._call(
             lambda: views.audit_tail(self.redis, self.keys, self._known_firms(), count)
         )
+
+    def reconcile(
+        self,
+        records: Iterable[Any],
+        *,
+        by: str,
+        reason: str = "reconciliation",
+        apply: bool = False,
+    ) -> ReconcileReport:
+        """Compare a drop copy (order and fill records) with the ledger; with ``apply``,
+        repair each order atomically (:mod:`ledger.reconcile`)."""
+        from ledger.reconcile import reconcile
+
+        return reconcile(self, records, by=by, reason=reason, apply=apply)
 
     def check(self) -> views.CheckReport:
         """Verify aggregates against the orders and every enforced budget."""
