@@ -193,9 +193,7 @@ class Ledger:
         self.audit_maxlen = audit_maxlen
         self.reject_ttl_ms = reject_ttl_ms
         durability = Durability(durable_replicas, durable_timeout_ms, durable_fsync)
-        if durability.on and cluster:
-            raise ValueError("durable_replicas is not supported on Redis Cluster yet")
-        self.durable = DurableWrites(client, durability, prefix)
+        self.durable = DurableWrites(client, durability, prefix, cluster)
         self.scripts = ScriptSet(client, self.durable)
         self._policy: tuple[int, Policy] | None = None
         self._firms: list[str] = []
@@ -509,6 +507,9 @@ class Ledger:
         """Reserve a batch in one round trip: each order is still its own atomic
         script call, decided in the order given. Orders whose routing turns out
         stale are decided again one by one."""
+        if self.keys.cluster and self.durable.on:
+            # A cluster pipeline spans shards; each call waits on its own shard instead.
+            return [self.reserve(o, actor=actor, firm=firm) for o in orders]
         calls = [self.reserve_call(o, actor=actor, firm=firm) for o in orders]
         with self._redis_errors():
             pipe = self.redis.pipeline(transaction=False)

@@ -187,7 +187,6 @@ def test_fsync_needs_waitaof(kind: str, replicated: Replicated) -> None:
         ({"durable_replicas": 1, "durable_timeout_ms": 0}, "durable_timeout_ms must be positive"),
         ({"durable_replicas": True}, "durable_replicas must be a whole number"),
         ({"durable_fsync": True}, "durable_fsync needs durable_replicas"),
-        ({"durable_replicas": 1, "cluster": True}, "not supported on Redis Cluster"),
     ],
 )
 def test_bad_settings_are_refused_at_construction(kwargs: dict[str, Any], message: str) -> None:
