@@ -167,6 +167,10 @@ def test_each_shard_acknowledges_with_its_own_replica(cluster: Shards) -> None:
     assert not lg.kill("global", by="ops", reason="drill").already
     for i, f in enumerate(firms):
         assert cluster.on_replica(i, lg.keys.global_kill(f))
+    # Readiness asks every primary: each has the one live replica the setting needs, not two.
+    assert lg.durable.not_ready() is None
+    two = Ledger.from_url(cluster.url, cluster=True, durable_replicas=2)
+    assert "1 live replica(s), durability needs 2" in str(two.durable.not_ready())
 
 
 def test_a_stalled_shard_replica_fails_closed_its_firms_only(cluster: Shards) -> None:
