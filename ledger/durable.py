@@ -231,6 +231,12 @@ class DurableWrites:
             )
         self._fsync_checked = True
 
+    def _marked(self, answer: Any) -> None:
+        """The write before WAIT went through: refused (an ACL without the channel),
+        a replay's WAIT would count nothing new, so fail closed instead."""
+        if isinstance(answer, Exception):
+            raise answer
+
     def _confirmed(self, answer: Any) -> int:
         if isinstance(answer, Exception):
             raise answer
@@ -266,13 +272,14 @@ class DurableWrites:
             else:
                 pipe.publish(self.channel, "")
             pipe.execute_command(*self._wait_args())
-            result, _, waited = self._send(pipe)
+            result, marked, waited = self._send(pipe)
             if isinstance(result, redis.exceptions.NoScriptError) and attempt == 0:
                 # A restarted or flushed server: nothing ran; load and send again.
                 server.script_load(script.script)
                 continue
             if isinstance(result, Exception):
                 raise result
+            self._marked(marked)
             self._require(self._confirmed(waited))
             return result
         raise AssertionError("unreachable")  # pragma: no cover
@@ -293,6 +300,7 @@ class DurableWrites:
         """The pipeline's own answers, once the wait :meth:`append` queued was met."""
         if not added:
             return answers
+        self._marked(answers[-2])
         self._require(self._confirmed(answers[-1]))
         return answers[:-added]
 
@@ -307,13 +315,15 @@ class DurableWrites:
                 pipe = server.pipeline(transaction=False)
                 pipe.set(key, "")
                 pipe.execute_command(*self._wait_args())
-                _, waited = self._send(pipe)
+                marked, waited = self._send(pipe)
+                self._marked(marked)
                 self._require(self._confirmed(waited))
             return
         pipe = self.client.pipeline(transaction=False)
         pipe.publish(self.channel, "")
         pipe.execute_command(*self._wait_args())
-        _, waited = pipe.execute(raise_on_error=False)
+        marked, waited = pipe.execute(raise_on_error=False)
+        self._marked(marked)
         self._require(self._confirmed(waited))
 
     @contextmanager
