@@ -13,7 +13,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, g
 
 from gateway import get_ledger
-from gateway.auth import requires
+from gateway.auth import caller_firms, requires
 from gateway.errors import invalid
 from gateway.wire import read_body, respond
 from ledger.tokens import Principal, Role
@@ -46,5 +46,8 @@ def reconcile() -> Response:
     if not isinstance(apply, bool):
         raise invalid("apply: must be true or false")
     principal: Principal = g.principal
-    report = get_ledger().reconcile(records, by=principal.name, reason=reason, apply=apply)
+    # A token bound to firms reconciles only their accounts and orders.
+    report = get_ledger().reconcile(
+        records, by=principal.name, reason=reason, apply=apply, firm=caller_firms(principal)
+    )
     return respond({"by": principal.name, "reason": reason, **report.to_dict()})

@@ -974,12 +974,14 @@ class Ledger:
         by: str,
         reason: str = "reconciliation",
         apply: bool = False,
+        firm: Firms = None,
     ) -> ReconcileReport:
         """Compare a drop copy (order and fill records) with the ledger; with ``apply``,
-        repair each order atomically (:mod:`ledger.reconcile`)."""
+        repair each order atomically (:mod:`ledger.reconcile`). ``firm``: the firms the
+        caller acts for (others' accounts are reported unknown, never touched)."""
         from ledger.reconcile import reconcile
 
-        return reconcile(self, records, by=by, reason=reason, apply=apply)
+        return reconcile(self, records, by=by, reason=reason, apply=apply, firm=firm)
 
     def check(self) -> views.CheckReport:
         """Verify aggregates against the orders and every enforced budget."""

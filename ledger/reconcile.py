@@ -299,8 +299,13 @@ def reconcile(
     by: str,
     reason: str = "reconciliation",
     apply: bool = False,
+    firm: str | Iterable[str] | None = None,
 ) -> ReconcileReport:
     """Compare the drop copy with the ledger; with ``apply``, repair every order.
+
+    ``firm`` (one id or several): the firms the caller acts for; an account of
+    any other firm is reported as ``unknown_account`` and its orders are never
+    read or touched, as the reserve path refuses it.
 
     Raises :class:`InvalidInput` (nothing changed) for a malformed drop copy and
     :class:`~ledger.errors.LedgerUnavailable` when Redis fails (orders already
@@ -308,6 +313,7 @@ def reconcile(
     """
     who = text("by", by, 200)
     why = text("reason", reason, 200)
+    allowed = ledger._caller_firms(firm, None)
     items = list(records)
     parsed = (
         items if all(isinstance(i, VenueOrder | VenueFill) for i in items) else parse_records(items)  # type: ignore[arg-type]
@@ -324,16 +330,16 @@ def reconcile(
     accounts: dict[str, str] = {}
     for oid, vo in orders.items():
         account = vo.order.account
-        firm = ledger.firm_of(f"account:{account}")
-        if firm is None:
+        home = ledger.firm_of(f"account:{account}")
+        if home is None or (allowed is not None and home not in allowed):
             report.differences.append(Difference("unknown_account", oid, account))
             continue
-        firm_of[oid] = firm
-        accounts[account] = firm
+        firm_of[oid] = home
+        accounts[account] = home
     for oid in fills_of:
         if oid not in orders:
             firm_of.setdefault(oid, "")
-    held = _read_held(ledger, firm_of, fills_of)
+    held = _read_held(ledger, firm_of, fills_of, allowed)
     for oid in fills_of:
         if oid not in orders and oid not in firm_of:
             report.differences.append(Difference("unknown_order", oid, ""))
@@ -369,7 +375,10 @@ def reconcile(
 
 
 def _read_held(
-    ledger: Ledger, firm_of: dict[str, str], fills_of: dict[str, list[VenueFill]]
+    ledger: Ledger,
+    firm_of: dict[str, str],
+    fills_of: dict[str, list[VenueFill]],
+    allowed: list[str] | None,
 ) -> dict[str, _Held]:
     """The ledger's view of every named order, in one pipelined round trip.
 
@@ -382,7 +391,7 @@ def _read_held(
             from ledger.client import _Unlocated
 
             try:
-                firm_of[oid] = ledger._locate(oid, None, None)
+                firm_of[oid] = ledger._locate(oid, allowed, None)
             except _Unlocated:
                 # Unknown, or held by several firms: reported, not repaired.
                 del firm_of[oid]

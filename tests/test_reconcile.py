@@ -261,3 +261,15 @@ def test_cli_reports_then_applies(lg: Ledger, redis_url: str, tmp_path: Any) -> 
         cli, ["--redis-url", redis_url, "reconcile", "/nonexistent", "--by", "x"]
     )
     assert missing.exit_code == 1 and "cannot read it" in missing.output
+
+
+def test_a_caller_bound_to_other_firms_sees_and_touches_none_of_this_one(lg: Ledger) -> None:
+    assert lg.reserve(order("O1")).accepted
+    before = _state(lg)
+    records = [venue("O1", status="cancelled"), venue("O2"), fill("O1", "X1")]
+    report = lg.reconcile(records, by="ops-other", firm=["F2"], apply=True)
+    assert _kinds(report) == {"O1": {"unknown_account"}, "O2": {"unknown_account"}}
+    assert report.repairs == [] and _state(lg) == before
+    # Named among its firms, the same drop copy is reconciled.
+    mine = lg.reconcile(records, by="ops-f1", firm=["F1", "F2"], apply=True)
+    assert {r.order_id for r in mine.repairs} == {"O1", "O2"}

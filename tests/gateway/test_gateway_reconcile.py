@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ledger.tokens import Role, TokenStore
+
 
 def _drop_copy(new_order: Any) -> list[dict[str, Any]]:
     """o1 cancelled at the venue; o2 open there, unknown to the ledger; a fill of o3."""
@@ -68,4 +70,28 @@ def test_reconcile_is_for_ops_only_and_refuses_bad_input(client, auth, new_order
         r = client.post("/v1/reconcile", json=body, headers=auth("ops"))
         assert r.status_code == 400, (body, r.json)
         assert message in r.json["message"], r.json
+    assert snapshot() == before
+
+
+def test_a_token_bound_to_another_firm_reconciles_nothing_of_this_one(
+    client, auth, new_order, redis_client, snapshot
+):
+    r = client.post("/v1/orders", json=new_order("o1"), headers=auth("order-entry"))
+    assert r.status_code == 201
+    other = TokenStore(redis_client).create(Role.OPS, "ops-other", firms=["OTHER"])
+    records = [
+        _fields({**new_order("o2"), "status": "open"}),
+        _fields({**new_order("o1"), "status": "cancelled"}),
+        {"order_id": "o1", "fill_id": "x1", "qty": "1", "price": "187.25"},
+    ]
+    before = snapshot()
+    body = {"records": records, "apply": True}
+    r = client.post("/v1/reconcile", json=body, headers={"Authorization": f"Bearer {other}"})
+    assert r.status_code == 200, r.json
+    # ACME's accounts and orders look unknown to it, as they do to its reserves.
+    assert {(d["order_id"], d["kind"]) for d in r.json["differences"]} == {
+        ("o2", "unknown_account"),
+        ("o1", "unknown_account"),
+    }
+    assert r.json["repairs"] == []
     assert snapshot() == before
