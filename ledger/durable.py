@@ -20,9 +20,8 @@ replaced by a write to a key in the same slot, ``P:{F}:durable``: a cluster
 PUBLISH is delivered over the cluster bus, and whether it also enters the
 shard's replication stream (and so moves the offset WAIT counts) is the
 server's business, not a documented guarantee; a write in the shard always
-does. A wait after many
-steps (:meth:`DurableWrites.confirm`) waits on every primary, each through
-a marker key of its own slots.
+does. A wait after many steps (:meth:`DurableWrites.confirm`) waits on every
+primary, each through a marker key of its own slots.
 
 The count is read, never assumed: below the setting the caller gets
 :class:`NotDurable` (a :class:`LedgerUnavailable`, so a fail-closed
@@ -232,8 +231,8 @@ class DurableWrites:
         self._fsync_checked = True
 
     def _marked(self, answer: Any) -> None:
-        """The write before WAIT went through: refused (an ACL without the channel),
-        a replay's WAIT would count nothing new, so fail closed instead."""
+        """Raise if the write before WAIT was refused (e.g. an ACL without the
+        channel): a replay's WAIT would then count nothing new, so fail closed."""
         if isinstance(answer, Exception):
             raise answer
 
