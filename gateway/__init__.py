@@ -223,6 +223,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         orders,
         overrides,
         prices,
+        reconcile,
         states,
     )
 
@@ -237,4 +238,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(reconcile.bp)
     return app

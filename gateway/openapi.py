@@ -692,6 +692,71 @@ def document() -> dict[str, Any]:
                         "message": {"type": "string"},
                     },
                 },
+                "ReconcileRequest": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["records"],
+                    "properties": {
+                        "records": {
+                            "type": "array",
+                            "maxItems": 10000,
+                            "description": "The drop copy: order records (order_id, account, "
+                            "trader, strategy, symbol, side, qty, price, status, optional venue) "
+                            "and fill records (order_id, fill_id, qty, price); qty and price as "
+                            "decimal strings. Format: README, Reconciliation.",
+                            "items": {"type": "object"},
+                        },
+                        "reason": {"type": "string", "maxLength": 200},
+                        "apply": {
+                            "type": "boolean",
+                            "default": False,
+                            "description": "Repair every difference reconcile can repair.",
+                        },
+                    },
+                },
+                "ReconcileReport": {
+                    "type": "object",
+                    "properties": {
+                        "by": {"type": "string"},
+                        "reason": {"type": "string"},
+                        "ok": {"type": "boolean", "description": "Nothing differed."},
+                        "applied": {"type": "boolean"},
+                        "orders": {"type": "integer"},
+                        "fills": {"type": "integer"},
+                        "differences": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "kind": {
+                                        "type": "string",
+                                        "enum": [
+                                            "missing_order",
+                                            "closed_in_ledger",
+                                            "open_in_ledger",
+                                            "not_in_drop_copy",
+                                            "missing_fill",
+                                            "qty_differs",
+                                            "price_differs",
+                                            "unknown_account",
+                                            "unknown_order",
+                                        ],
+                                    },
+                                    "order_id": {"type": "string"},
+                                    "account": {"type": "string"},
+                                    "ledger": {"type": "string"},
+                                    "venue": {"type": "string"},
+                                },
+                            },
+                        },
+                        "repairs": {"type": "array", "items": {"type": "object"}},
+                        "over_limit": {
+                            "type": "array",
+                            "description": "Enforced limits a reconciled order's nodes exceed.",
+                            "items": {"type": "object"},
+                        },
+                    },
+                },
                 "KillRequest": {
                     "type": "object",
                     "additionalProperties": False,
@@ -995,6 +1060,28 @@ def document() -> dict[str, Any]:
                         **_UNAVAILABLE,
                     },
                 },
+            },
+            "/v1/reconcile": {
+                "post": {
+                    "summary": "Compare a drop copy with the ledger; repair it with apply",
+                    "description": "Role: ops. Missing orders are recorded as reconciled "
+                    "(never refused, flagged over a limit), orders the venue closed released, "
+                    "missing fills applied by fill id; each repair audited with the token's "
+                    "name and the reason.",
+                    "security": [{"bearer": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": _content(_ref("ReconcileRequest")),
+                    },
+                    "responses": {
+                        "200": _resp("The differences, and the repairs.", "ReconcileReport"),
+                        "400": _resp(
+                            "Malformed body or record (INVALID_REQUEST); nothing changed."
+                        ),
+                        **_AUTH,
+                        **_UNAVAILABLE,
+                    },
+                }
             },
             "/v1/states": {
                 "post": {

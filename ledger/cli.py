@@ -31,6 +31,7 @@ from ledger.cli_drill import drill
 from ledger.cli_exposure import exposure
 from ledger.cli_override import override, stress
 from ledger.cli_prices import prices, symbol
+from ledger.cli_reconcile import reconcile
 from ledger.cli_state import strategy
 from ledger.cli_token import token
 from ledger.client import Ledger
@@ -511,6 +512,7 @@ cli.add_command(strategy)
 cli.add_command(override)
 cli.add_command(stress)
 cli.add_command(drill)
+cli.add_command(reconcile)
 
 
 def main() -> None:

@@ -300,6 +300,7 @@ def check_dict(report: CheckReport) -> dict[str, Any]:
         "orders": report.orders,
         "breaches": list(report.breaches),
         "over": [r.to_dict() for r in report.over],
+        "reconciled": dict(report.reconciled),
     }
 
 

@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgpack
 import redis
@@ -45,6 +45,9 @@ from ledger.results import (
 from ledger.scripts import ScriptSet
 from ledger.states import SYSTEM_PREFIX, States, audit_refused, check_reenabler
 from ledger.stress import Stress
+
+if TYPE_CHECKING:
+    from ledger.reconcile import ReconcileReport
 
 __all__ = ["Ledger"]
 
@@ -192,9 +195,7 @@ class Ledger:
         self.audit_maxlen = audit_maxlen
         self.reject_ttl_ms = reject_ttl_ms
         durability = Durability(durable_replicas, durable_timeout_ms, durable_fsync)
-        if durability.on and cluster:
-            raise ValueError("durable_replicas is not supported on Redis Cluster yet")
-        self.durable = DurableWrites(client, durability, prefix)
+        self.durable = DurableWrites(client, durability, prefix, cluster)
         self.scripts = ScriptSet(client, self.durable)
         self._policy: tuple[int, Policy] | None = None
         self._firms: list[str] = []
@@ -508,6 +509,9 @@ class Ledger:
         """Reserve a batch in one round trip: each order is still its own atomic
         script call, decided in the order given. Orders whose routing turns out
         stale are decided again one by one."""
+        if self.keys.cluster and self.durable.on:
+            # A cluster pipeline spans shards; each call waits on its own shard instead.
+            return [self.reserve(o, actor=actor, firm=firm) for o in orders]
         calls = [self.reserve_call(o, actor=actor, firm=firm) for o in orders]
         with self._redis_errors():
             pipe = self.redis.pipeline(transaction=False)
@@ -969,6 +973,22 @@ class Ledger:
     def archive_lag(self) -> list[archive.StreamLag]:
         """Per audit stream: records not yet archived (None: no archiver registered)."""
         return self._call(archive.archive_lag, self.redis, self.keys)
+
+    def reconcile(
+        self,
+        records: Iterable[Any],
+        *,
+        by: str,
+        reason: str = "reconciliation",
+        apply: bool = False,
+        firm: Firms = None,
+    ) -> ReconcileReport:
+        """Compare a drop copy (order and fill records) with the ledger; with ``apply``,
+        repair each order atomically (:mod:`ledger.reconcile`). ``firm``: the firms the
+        caller acts for (others' accounts are reported unknown, never touched)."""
+        from ledger.reconcile import reconcile
+
+        return reconcile(self, records, by=by, reason=reason, apply=apply, firm=firm)
 
     def check(self) -> views.CheckReport:
         """Verify aggregates against the orders and every enforced budget."""

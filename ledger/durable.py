@@ -14,6 +14,15 @@ decision. PUBLISH is always propagated to replicas: it moves the connection's
 replication offset to the present, past every earlier write of every client,
 so the count WAIT returns covers the decision whether it was made or replayed.
 
+On Redis Cluster the three commands go to the node that owns the call's
+slot, on that node's own connection (still one round trip), and PUBLISH is
+replaced by a write to a key in the same slot, ``P:{F}:durable``: a cluster
+PUBLISH is delivered over the cluster bus, and whether it also enters the
+shard's replication stream (and so moves the offset WAIT counts) is the
+server's business, not a documented guarantee; a write in the shard always
+does. A wait after many steps (:meth:`DurableWrites.confirm`) waits on every
+primary, each through a marker key of its own slots.
+
 The count is read, never assumed: below the setting the caller gets
 :class:`NotDurable` (a :class:`LedgerUnavailable`, so a fail-closed
 ``RISK_UNAVAILABLE``; the gateway answers 503). The decision stays stored; a
@@ -23,6 +32,7 @@ retry with the same id replays it and is acknowledged once it is durable.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -44,6 +54,8 @@ DEFAULT_TIMEOUT_MS: Final = 100
 MAX_REPLICA_LAG_S: Final = 5
 _TRUE: Final = ("1", "true", "yes", "on")
 _FALSE: Final = ("0", "false", "no", "off", "")
+#: A key's hash tag, as Redis Cluster reads it: the first {...} with something inside.
+_TAG: Final = re.compile(r"\{([^}]+)\}")
 
 
 class NotDurable(LedgerUnavailable):
@@ -138,12 +150,59 @@ def env_message(exc: ValueError) -> str:
 class DurableWrites:
     """Runs scripts with the durability wait appended; one per :class:`Ledger`."""
 
-    def __init__(self, client: Any, setting: Durability, prefix: str) -> None:
+    def __init__(
+        self, client: Any, setting: Durability, prefix: str, cluster: bool = False
+    ) -> None:
         self.client = client
         self.setting = setting
+        self.prefix = prefix
         self.channel = f"{prefix}:durable"
+        self.cluster = cluster
         self._local = threading.local()
         self._fsync_checked = False
+        #: A node failed or moved: the cluster's slot map is read again before the next call.
+        self._refresh = False
+
+    # -- Redis Cluster: the node of a slot, and a write in that slot ------------------
+
+    def marker(self, key: str) -> str:
+        """The key written before WAIT on a cluster: in ``key``'s slot (same hash tag)."""
+        found = _TAG.search(key)
+        return f"{self.prefix}:{{{found.group(1) if found else key}}}:durable"
+
+    def _node_client(self, key: str) -> Any:
+        """A plain client on the primary that owns ``key``'s slot."""
+        if self._refresh:
+            self._refresh = False
+            self.client.nodes_manager.initialize()
+        node = self.client.get_node_from_key(key)
+        return self.client.get_redis_connection(node)
+
+    def _node_markers(self) -> list[tuple[Any, str]]:
+        """Each primary, with a marker key in one of its slots."""
+        if self._refresh:
+            self._refresh = False
+            self.client.nodes_manager.initialize()
+        out = []
+        for node in self.client.get_primaries():
+            i = 0
+            while self.client.get_node_from_key(key := self.marker(f"{{n{i}}}")).name != node.name:
+                i += 1
+            out.append((self.client.get_redis_connection(node), key))
+        return out
+
+    def _send(self, pipe: Any) -> list[Any]:
+        try:
+            answers: list[Any] = pipe.execute(raise_on_error=False)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            # The node may have failed over: read the slot map afresh next time.
+            self._refresh = self.cluster
+            raise
+        if self.cluster and any(
+            isinstance(a, redis.exceptions.MovedError | redis.exceptions.AskError) for a in answers
+        ):
+            self._refresh = True
+        return answers
 
     @property
     def on(self) -> bool:
@@ -160,13 +219,22 @@ class DurableWrites:
         if self._fsync_checked or not self.setting.fsync:
             return
         # Valkey reports the Redis version it is compatible with (7.2.4 and up).
-        version = str(self.client.info("server").get("redis_version", "0"))
+        server = self.client
+        if self.cluster:
+            server = self.client.get_redis_connection(self.client.get_primaries()[0])
+        version = str(server.info("server").get("redis_version", "0"))
         if tuple(int(p) for p in version.split(".")[:2]) < (7, 2):
             raise NotDurable(
                 "durable_fsync needs WAITAOF (Redis 7.2 or later, or Valkey); this server "
                 f"(version {version}) has none: upgrade it or turn LEDGER_DURABLE_FSYNC off"
             )
         self._fsync_checked = True
+
+    def _marked(self, answer: Any) -> None:
+        """Raise if the write before WAIT was refused (e.g. an ACL without the
+        channel): a replay's WAIT would then count nothing new, so fail closed."""
+        if isinstance(answer, Exception):
+            raise answer
 
     def _confirmed(self, answer: Any) -> int:
         if isinstance(answer, Exception):
@@ -191,19 +259,26 @@ class DurableWrites:
         """``script(keys, args)`` then the wait, in one round trip; raises NotDurable."""
         self._check_fsync()
         for attempt in range(2):
-            pipe = self.client.pipeline(transaction=False)
+            # On a cluster: the connection of the node that owns the call's slot
+            # (every key of one call shares it), so that WAIT asks that shard's replicas.
+            server = self._node_client(keys[0]) if self.cluster else self.client
+            pipe = server.pipeline(transaction=False)
             # EVALSHA directly: a pipeline given a Script checks SCRIPT EXISTS
             # first, a second round trip on every call.
             pipe.evalsha(script.sha, len(keys), *keys, *args)
-            pipe.publish(self.channel, "")
+            if self.cluster:
+                pipe.set(self.marker(keys[0]), "")
+            else:
+                pipe.publish(self.channel, "")
             pipe.execute_command(*self._wait_args())
-            result, _, waited = pipe.execute(raise_on_error=False)
+            result, marked, waited = self._send(pipe)
             if isinstance(result, redis.exceptions.NoScriptError) and attempt == 0:
                 # A restarted or flushed server: nothing ran; load and send again.
-                self.client.script_load(script.script)
+                server.script_load(script.script)
                 continue
             if isinstance(result, Exception):
                 raise result
+            self._marked(marked)
             self._require(self._confirmed(waited))
             return result
         raise AssertionError("unreachable")  # pragma: no cover
@@ -212,6 +287,9 @@ class DurableWrites:
         """Queue the wait at the end of ``pipe``; returns how many answers it adds."""
         if not self.on or self.deferring:
             return 0
+        if self.cluster:
+            # A cluster pipeline spreads over nodes: its callers wait per call instead.
+            raise AssertionError("no pipelined durability wait on a cluster")
         self._check_fsync()
         pipe.publish(self.channel, "")
         pipe.execute_command(*self._wait_args())
@@ -221,6 +299,7 @@ class DurableWrites:
         """The pipeline's own answers, once the wait :meth:`append` queued was met."""
         if not added:
             return answers
+        self._marked(answers[-2])
         self._require(self._confirmed(answers[-1]))
         return answers[:-added]
 
@@ -229,10 +308,21 @@ class DurableWrites:
         if not self.on:
             return
         self._check_fsync()
+        if self.cluster:
+            # The steps may have written on any shard: every primary waits for its replicas.
+            for server, key in self._node_markers():
+                pipe = server.pipeline(transaction=False)
+                pipe.set(key, "")
+                pipe.execute_command(*self._wait_args())
+                marked, waited = self._send(pipe)
+                self._marked(marked)
+                self._require(self._confirmed(waited))
+            return
         pipe = self.client.pipeline(transaction=False)
         pipe.publish(self.channel, "")
         pipe.execute_command(*self._wait_args())
-        _, waited = pipe.execute(raise_on_error=False)
+        marked, waited = pipe.execute(raise_on_error=False)
+        self._marked(marked)
         self._require(self._confirmed(waited))
 
     @contextmanager
@@ -261,7 +351,15 @@ class DurableWrites:
         failover, or a URL that points at one) refuses every write, and too few
         live replicas would fail every change of this setting closed.
         """
-        info = self.client.info("replication")
+        if self.cluster:
+            for server, _ in self._node_markers():
+                why = self._not_ready(server.info("replication"))
+                if why:
+                    return f"{server.get_connection_kwargs().get('port')}: {why}"
+            return None
+        return self._not_ready(self.client.info("replication"))
+
+    def _not_ready(self, info: dict[str, Any]) -> str | None:
         role = str(info.get("role", "unknown"))
         if role != "master":
             return f"connected to a read-only {role}: every write would be refused"

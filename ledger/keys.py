@@ -41,6 +41,13 @@ Per firm (slot of ``{F}``):
 ``P:{F}:prices``               hash    reference price and halt per symbol
 ``P:{F}:pos``                  hash    per node and symbol: open and filled notional and qty
 ``P:{F}:dup:FP``               string  duplicate-order guard, expires with its window
+``P:{F}:durable``              string  Redis Cluster with durable acknowledgement only:
+                                       written (empty) before each WAIT on the firm's
+                                       shard, so that a replayed decision still waits for
+                                       that shard's replicas (ledger/durable.py); a wait
+                                       after many steps writes ``P:{nI}:durable`` on
+                                       each primary (``I`` the first number whose slot
+                                       the primary owns)
 =============================  ======  ==================================================
 
 Global (not firm-tagged; never touched by an order decision except the kill):
@@ -153,6 +160,10 @@ class Keys:
 
     def positions(self, firm: str) -> str:
         return f"{self._f(firm)}:pos"
+
+    def durable_marker(self, firm: str) -> str:
+        """Cluster only: the key written before a durability WAIT on the firm's shard."""
+        return f"{self._f(firm)}:durable"
 
     def duplicate(self, firm: str, fingerprint: str) -> str:
         return f"{self._f(firm)}:dup:{fingerprint}"

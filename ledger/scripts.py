@@ -99,6 +99,7 @@ SCRIPT_NAMES = (
     "set_stress",
     "swap_routes",
     "publish_policy",
+    "reconcile_order",
 )
 
 
@@ -150,6 +151,7 @@ class ScriptSet:
     set_stress: _Bound
     swap_routes: _Bound
     publish_policy: _Bound
+    reconcile_order: _Bound
 
     def all(self) -> list[_Bound]:
         return [getattr(self, name) for name in _scripts()]

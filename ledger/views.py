@@ -205,6 +205,9 @@ class CheckReport:
     orders: int = 0
     #: The limits found exceeded, each against the limit in force and the policy's.
     over: list[UtilizationRow] = field(default_factory=list)
+    #: Per node, its open orders that reconciliation recorded without the checks
+    #: (``ledger reconcile --apply``): named in a breach of that node.
+    reconciled: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -215,10 +218,11 @@ _LEVELS = ("firm", "desk", "account", "strategy", "trader")
 
 
 def _order_sums(
-    client: RedisClient, keys: Keys, firm: str
+    client: RedisClient, keys: Keys, firm: str, reconciled: dict[str, int] | None = None
 ) -> tuple[dict[str, Aggregates], dict[str, list[int]], int]:
-    """Per node, and per node and symbol (the positions hash), the sums over the firm's orders."""
-    fields = ("st", "o", "res", "fn", "qty", "cum")
+    """Per node, and per node and symbol (the positions hash), the sums over the firm's orders;
+    open reconciled orders are counted per node into ``reconciled``."""
+    fields = ("st", "o", "res", "fn", "qty", "cum", "rc")
     sums: dict[str, Aggregates] = defaultdict(Aggregates)
     positions: dict[str, list[int]] = defaultdict(lambda: [0] * 7)
     count = 0
@@ -230,7 +234,7 @@ def _order_sums(
         pipe = client.pipeline(transaction=False)
         for key in batch:
             pipe.hmget(key, fields)
-        for st, shape, res, fn, qty, cum in pipe.execute():
+        for st, shape, res, fn, qty, cum, rc in pipe.execute():
             if st in (None, b"rejected"):
                 continue
             count += 1
@@ -253,6 +257,9 @@ def _order_sums(
                     agg.os += _int(res)
                     agg.fs += _int(fn)
                 agg.n += st == b"open"
+                if rc and st == b"open" and reconciled is not None:
+                    scope = f"{kind}:{node_id}"
+                    reconciled[scope] = reconciled.get(scope, 0) + 1
         batch.clear()
 
     for key in client.scan_iter(match=pattern, count=1000):
@@ -275,7 +282,8 @@ def check(
     for firm in firms:
         for _ in range(attempts):
             before = aggregates(client, keys, firm)
-            sums, positions, count = _order_sums(client, keys, firm)
+            marked: dict[str, int] = {}
+            sums, positions, count = _order_sums(client, keys, firm, marked)
             after = aggregates(client, keys, firm)
             if before == after:
                 break
@@ -283,6 +291,7 @@ def check(
             report.breaches.append(f"firm:{firm}: aggregates kept changing during {attempts} scans")
             continue
         report.orders += count
+        report.reconciled.update(marked)
         seconds, micros = client.time()
         controls = read_controls(client, keys, firm, seconds * 1000 + micros // 1000)
         stored = {
@@ -309,6 +318,11 @@ def check(
                     report.breaches.append(
                         f"{scope}: {row.limit_name} used {row.used} > limit {row.limit}"
                         + _in_force(row)
+                        + (
+                            f"; {marked[scope]} reconciled order(s) open on it"
+                            if scope in marked
+                            else ""
+                        )
                     )
     return report
 

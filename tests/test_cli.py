@@ -374,7 +374,7 @@ def test_check_ok(run: Run, ledger: Ledger) -> None:
     assert result.exit_code == 0
     assert result.stdout == "OK: 5 nodes and 1 orders checked, no breach\n"
     assert _json(run("check", "--json")) == {
-        "ok": True, "nodes": 5, "orders": 1, "breaches": [], "over": []}
+        "ok": True, "nodes": 5, "orders": 1, "breaches": [], "over": [], "reconciled": {}}
 
 
 def test_check_without_a_policy_exits_1_saying_so(run: Run, redis_client: redis.Redis) -> None:

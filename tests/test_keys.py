@@ -112,6 +112,11 @@ def exercise(lg: Ledger, firms: list[str], oids: list[str]) -> None:
         lg.unkill(f"desk:D{i}", by="test", reason="keys")
         assert lg.kill(f"firm:{firm}", by="test", reason="keys").open_orders == ()
         lg.unkill(f"firm:{firm}", by="test", reason="keys")
+        # The order the kill refused, open at the venue all the same: reconciled.
+        venue_copy = {"order_id": c, "account": f"A{i}", "trader": f"T{i}", "strategy": f"S{i}"}
+        venue_copy |= {"symbol": "XYZ", "side": "buy", "qty": "10", "price": "1.5"}
+        rec = lg.reconcile([{**venue_copy, "status": "open"}], by="test", apply=True)
+        assert [(r.reason, r.created) for r in rec.repairs] == [(Reason.OK, True)]
         assert not lg.states.set(f"strategy:S{i}", "disabled", by="test", reason="keys").already
         assert not lg.states.enable(f"strategy:S{i}", by="test", reason="keys").already
         ov = lg.overrides.request(

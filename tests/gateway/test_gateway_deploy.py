@@ -100,7 +100,8 @@ def compose() -> dict:
 
 
 def test_compose_has_aof_redis_two_gateways_and_a_policy_load(compose):
-    services = compose["services"]
+    # The default stack: the services of no profile (profile "ha": tests/ha/test_compose_ha.py).
+    services = {n: s for n, s in compose["services"].items() if not s.get("profiles")}
     redis_cmd = services["redis"]["command"]
     assert redis_cmd[redis_cmd.index("--appendonly") + 1] == "yes"
     assert redis_cmd[redis_cmd.index("--appendfsync") + 1] == "always"
@@ -142,6 +143,7 @@ def test_docker_compose_config_parses():
             "LEDGER_REDIS_ADMIN_PASSWORD": "a" * 32,
             "LEDGER_REDIS_GATEWAY_PASSWORD": "g" * 32,
             "LEDGER_TOKEN_SECRET": "t" * 32,
+            "LEDGER_SENTINEL_PASSWORD": "s" * 32,
         },
         capture_output=True,
         text=True,
@@ -150,6 +152,32 @@ def test_docker_compose_config_parses():
     assert done.returncode == 0, done.stderr
     config = json.loads(done.stdout)
     assert {"redis", "policy-load", "gateway-a", "gateway-b"} <= set(config["services"])
+    assert "sentinel-1" not in config["services"]
+    ha = subprocess.run(
+        [
+            *cli,
+            "-f",
+            str(ROOT / "docker-compose.yml"),
+            "--profile",
+            "ha",
+            "config",
+            "--format",
+            "json",
+        ],
+        env={
+            **os.environ,
+            "LEDGER_REDIS_ADMIN_PASSWORD": "a" * 32,
+            "LEDGER_REDIS_GATEWAY_PASSWORD": "g" * 32,
+            "LEDGER_TOKEN_SECRET": "t" * 32,
+            "LEDGER_SENTINEL_PASSWORD": "s" * 32,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ha.returncode == 0, ha.stderr
+    services = set(json.loads(ha.stdout)["services"])
+    assert {"redis-ha-primary", "sentinel-3", "gateway-ha-a", "gateway-ha-b"} <= services
 
 
 def test_compose_runs_one_archiver_on_a_volume(compose):
@@ -160,4 +188,7 @@ def test_compose_runs_one_archiver_on_a_volume(compose):
     assert [v for v in archiver["volumes"] if v.endswith(f":{directory}")]
     assert archiver["volumes"][0].split(":")[0] in compose["volumes"]
     assert archiver["environment"]["LEDGER_REDIS_URL"] == "redis://redis:6379/0"
+    # Redis's default user is off: the archiver logs in (XREADGROUP, XACK, its lease).
+    assert archiver["environment"]["LEDGER_REDIS_USERNAME"] == "admin"
+    assert "LEDGER_REDIS_ADMIN_PASSWORD" in archiver["environment"]["LEDGER_REDIS_PASSWORD"]
     assert "replicas" not in archiver.get("deploy", {})

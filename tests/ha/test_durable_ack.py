@@ -187,7 +187,6 @@ def test_fsync_needs_waitaof(kind: str, replicated: Replicated) -> None:
         ({"durable_replicas": 1, "durable_timeout_ms": 0}, "durable_timeout_ms must be positive"),
         ({"durable_replicas": True}, "durable_replicas must be a whole number"),
         ({"durable_fsync": True}, "durable_fsync needs durable_replicas"),
-        ({"durable_replicas": 1, "cluster": True}, "not supported on Redis Cluster"),
     ],
 )
 def test_bad_settings_are_refused_at_construction(kwargs: dict[str, Any], message: str) -> None:
@@ -241,3 +240,29 @@ def test_the_cli_refuses_a_bad_durability_setting(monkeypatch: pytest.MonkeyPatc
     result = CliRunner().invoke(cli, ["--redis-url", "redis://127.0.0.1:1/0", "check"])
     assert result.exit_code == EXIT_BAD_INPUT
     assert "LEDGER_DURABLE_REPLICAS must be a whole number, got 'two'" in result.output
+
+
+def test_a_refused_write_before_the_wait_fails_closed(replicated: Replicated) -> None:
+    # A user that may run the scripts but not publish on the durability
+    # channel: its WAIT would count only what the script itself wrote, and a
+    # replay writes nothing. Refused, never acknowledged as durable.
+    admin = durable_ledger(replicated)
+    load(admin)
+    admin.redis.acl_setuser(
+        "nochannel",
+        enabled=True,
+        passwords=["+pw"],
+        keys=["*"],
+        channels=["ledger:events"],
+        commands=["+@all"],
+    )
+    lg = Ledger.from_url(
+        f"redis://nochannel:pw@127.0.0.1:{replicated.primary.port}/0",
+        timeout_s=5.0,
+        durable_replicas=1,
+        durable_timeout_ms=LIVE_MS,
+    )
+    with pytest.raises(LedgerUnavailable, match="NoPermissionError"):
+        lg.reserve(order("o1"))
+    with pytest.raises(LedgerUnavailable, match="NoPermissionError"):
+        lg.reserve(order("o1"))

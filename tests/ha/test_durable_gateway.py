@@ -38,7 +38,7 @@ def test_an_order_is_503_while_the_replica_stalls_and_replayed_after(
     assert "(durability)" in r.json["message"]
     replicated.resume()
     r = http.post("/v1/orders", json=ORDER, headers=headers)
-    # The retry replays the stored decision of an order still open: 200, not a new 201.
+    # A replay created nothing: 200, not 201 (gateway/orders.py).
     assert r.status_code == 200
     assert r.json["decision"] == "accepted" and r.json["replayed"] is True
     assert r.json["state"] == "open"
