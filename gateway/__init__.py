@@ -16,6 +16,8 @@ integer), then from ``test_config``:
 ``PREFIX``                ``ledger``                    key prefix
 ``ACTOR``                 ``gateway@HOST``              recorded with every decision
 ``DASHBOARD_REFRESH_MS``  ``2000``                      how often the dashboard refreshes
+``DASHBOARD_SAMPLE_MS``   ``30000``                     how often its utilization history is
+                                                        sampled (:mod:`gateway.history`)
 ``AUDIT_SCAN``            ``500``                       audit records the dashboard reads
 ``TOKEN_SECRET``          (required)                    key of the token digests, shared with
                                                         ``ledger token`` (:mod:`ledger.tokens`)
@@ -61,6 +63,7 @@ DEFAULTS: dict[str, Any] = {
     "PREFIX": "ledger",
     "ACTOR": None,
     "DASHBOARD_REFRESH_MS": 2000,
+    "DASHBOARD_SAMPLE_MS": 30000,
     "AUDIT_SCAN": 500,
     "TOKEN_SECRET": None,
     "INSECURE_DEV_TOKENS": False,
@@ -162,6 +165,7 @@ def _check_config(config: dict[str, Any]) -> None:
     for name, minimum in (
         ("REDIS_TIMEOUT_MS", 1),
         ("DASHBOARD_REFRESH_MS", 100),
+        ("DASHBOARD_SAMPLE_MS", 1000),
         ("AUDIT_SCAN", 0),
     ):
         value = config[name]
