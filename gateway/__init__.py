@@ -16,6 +16,8 @@ integer), then from ``test_config``:
 ``PREFIX``                ``ledger``                    key prefix
 ``ACTOR``                 ``gateway@HOST``              recorded with every decision
 ``DASHBOARD_REFRESH_MS``  ``2000``                      how often the dashboard refreshes
+``DASHBOARD_SAMPLE_MS``   ``30000``                     how often its utilization history is
+                                                        sampled (:mod:`gateway.history`)
 ``AUDIT_SCAN``            ``500``                       audit records the dashboard reads
 ``TOKEN_SECRET``          (required)                    key of the token digests, shared with
                                                         ``ledger token`` (:mod:`ledger.tokens`)
@@ -30,6 +32,10 @@ integer), then from ``test_config``:
                                                         availability")
 ``DURABLE_TIMEOUT_MS``    ``100``                       how long to wait for them
 ``DURABLE_FSYNC``         ``false``                     they must have fsynced it (WAITAOF)
+``DRILL_GATEWAYS``        unset                         gateway URLs the drills of
+                                                        ``POST /v1/drills/...`` probe
+``DRILL_TOKEN``           unset                         the order-entry token they probe with
+``DRILL_HTTP_TIMEOUT_MS`` ``5000``                      how long a probed gateway may take
 ========================  ===========================  =================================
 
 Secrets and paths (``TOKEN_SECRET``, ``REDIS_*`` credentials and TLS files)
@@ -61,6 +67,7 @@ DEFAULTS: dict[str, Any] = {
     "PREFIX": "ledger",
     "ACTOR": None,
     "DASHBOARD_REFRESH_MS": 2000,
+    "DASHBOARD_SAMPLE_MS": 30000,
     "AUDIT_SCAN": 500,
     "TOKEN_SECRET": None,
     "INSECURE_DEV_TOKENS": False,
@@ -72,6 +79,9 @@ DEFAULTS: dict[str, Any] = {
     "DURABLE_REPLICAS": 0,
     "DURABLE_TIMEOUT_MS": DEFAULT_TIMEOUT_MS,
     "DURABLE_FSYNC": False,
+    "DRILL_GATEWAYS": None,
+    "DRILL_TOKEN": None,
+    "DRILL_HTTP_TIMEOUT_MS": 5000,
     # Orders are small; anything this large is not an order.
     "MAX_CONTENT_LENGTH": 64 * 1024,
 }
@@ -86,6 +96,7 @@ _RAW = (
     "REDIS_TLS_CA",
     "REDIS_TLS_CERT",
     "REDIS_TLS_KEY",
+    "DRILL_TOKEN",
 )
 
 
@@ -162,6 +173,8 @@ def _check_config(config: dict[str, Any]) -> None:
     for name, minimum in (
         ("REDIS_TIMEOUT_MS", 1),
         ("DASHBOARD_REFRESH_MS", 100),
+        ("DASHBOARD_SAMPLE_MS", 1000),
+        ("DRILL_HTTP_TIMEOUT_MS", 1),
         ("AUDIT_SCAN", 0),
     ):
         value = config[name]
@@ -190,6 +203,9 @@ def _check_config(config: dict[str, Any]) -> None:
         except ValueError as exc:
             raise ValueError(f"LEDGER_REDIS_URL: {exc}") from None
     _durability(config)
+    from gateway.drills import gateways
+
+    gateways(config)
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -215,6 +231,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from gateway import (
         baskets,
         dashboard,
+        drills,
         errors,
         health,
         metrics,
@@ -236,6 +253,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(prices.bp)
     app.register_blueprint(overrides.bp)
     app.register_blueprint(dashboard.bp)
+    app.register_blueprint(drills.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(reconcile.bp)

@@ -1,7 +1,12 @@
 """``/dashboard``: a page for people (ops and desk heads), rendered on the server.
 
-A utilization heatmap (node x limit, coloured by percent used), the active
-kill switches and the recent rejects by reason. The page refreshes its live
+One card per node: each limit by its readable name with the amount used
+against the limit in force (money with the currency, counts as counts),
+coloured by percent used, and the policy's value where an override or stress
+puts another limit in force; the node's last hour as two inline SVG
+sparklines, peak utilization and rejects (:mod:`gateway.history`). Then the
+active kill switches and the recent rejects by reason and one by one
+(account, trader, symbol). Every time is UTC, and the page says so. The page refreshes its live
 part by itself (a small inline script fetching ``/dashboard/live``; a meta
 refresh where scripts are off). No asset comes from outside the gateway.
 
@@ -29,7 +34,7 @@ from flask import (
 )
 from werkzeug.wrappers import Response as BaseResponse
 
-from gateway import get_ledger, scoping
+from gateway import get_ledger, history, scoping
 from gateway.auth import COOKIE, authenticate
 from ledger.client import Ledger
 from ledger.money import format_minor
@@ -38,14 +43,22 @@ from ledger.results import UtilizationRow
 from ledger.stress import format_factor
 from ledger.tokens import Principal, Role
 
-__all__ = ["bp", "heat_colour"]
+__all__ = ["bp", "heat_colour", "limit_label"]
 
 bp = Blueprint("dashboard", __name__, template_folder="templates")
 
 _ROLES = (Role.OPS, Role.DESK_HEAD)
 _DECISION_OPS = ("reserve", "replace", "cancel", "basket")
-_MONEY_LIMITS = ("max_gross_notional", "max_net_notional")
-_COLUMN_ORDER = ("max_gross_notional", "max_net_notional", "max_open_orders")
+_MONEY_LIMITS = ("max_gross_notional", "max_net_notional", "max_daily_loss")
+_COLUMN_ORDER = ("max_gross_notional", "max_net_notional", "max_open_orders", "max_daily_loss")
+_NAMES = {
+    "max_gross_notional": "Gross notional",
+    "max_net_notional": "Net notional",
+    "max_open_orders": "Open orders",
+    "max_daily_loss": "Daily loss",
+}
+_MESSAGE_TYPES = {"all": "all", "new": "new", "replace": "replaces", "cancel": "cancels"}
+_WINDOW_NAMES = {"per_second": "1 s", "per_10s": "10 s"}
 
 
 def heat_colour(percent: float) -> str:
@@ -54,25 +67,64 @@ def heat_colour(percent: float) -> str:
     return f"hsl({round(120 - 1.2 * p)}, 70%, {round(42 + 0.08 * p)}%)"
 
 
+def limit_label(name: str) -> str:
+    """``messages.new.per_10s`` -> ``Messages per 10 s (new)``; unknown names as they are."""
+    if name in _NAMES:
+        return _NAMES[name]
+    kind, _, rest = name.partition(".")
+    mtype, _, window = rest.partition(".")
+    if kind == "messages" and mtype in _MESSAGE_TYPES and window in _WINDOW_NAMES:
+        return f"Messages per {_WINDOW_NAMES[window]} ({_MESSAGE_TYPES[mtype]})"
+    return name
+
+
+def money(minor: int, minor_units: int) -> str:
+    """Minor units in major units with thousands grouped: ``110000000, 2 -> "1,100,000.00"``."""
+    whole, dot, fraction = format_minor(abs(minor), minor_units).partition(".")
+    return f"{'-' if minor < 0 else ''}{int(whole):,}{dot}{fraction}"
+
+
 def _amount(row: UtilizationRow, value: int, policy: Policy) -> str:
     if row.limit_name in _MONEY_LIMITS:
-        return f"{format_minor(value, policy.minor_units)} {policy.currency}"
-    return str(value)
+        return f"{money(value, policy.minor_units)} {policy.currency}"
+    return f"{value:,}"
 
 
 def _in_force(row: UtilizationRow, policy: Policy) -> str:
-    """Beside a limit in force that is not the policy's: the policy value and why."""
+    """For a limit in force that is not the policy's: the policy value and why, else ``""``."""
     why = [f"override {row.override}"] if row.override else []
     if row.factor is not None:
         why.append(f"stress {format_factor(row.factor)}")
     if not why or row.policy_limit is None:
         return ""
-    return f" in force; policy {_amount(row, row.policy_limit, policy)}, {', '.join(why)}"
+    return f"in force: {', '.join(why)}; policy {_amount(row, row.policy_limit, policy)}"
 
 
-def _heatmap(lg: Ledger, principal: Principal, policy: Policy | None) -> dict[str, Any]:
+def _cell(row: UtilizationRow, policy: Policy) -> dict[str, Any]:
+    is_money = row.limit_name in _MONEY_LIMITS
+    return {
+        "limit": row.limit_name,
+        "label": limit_label(row.limit_name),
+        "percent": round(row.percent, 1),
+        "colour": heat_colour(row.percent),
+        # Money cells name the currency once, after the limit.
+        "used": money(row.used, policy.minor_units) if is_money else f"{row.used:,}",
+        "of": _amount(row, row.limit, policy),
+        "in_force": _in_force(row, policy),
+        "shadow": row.shadow,
+    }
+
+
+def _nodes(
+    lg: Ledger,
+    principal: Principal,
+    policy: Policy | None,
+    now_ms: int,
+    reject_records: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """One card per node: its limits with amounts, its last hour as sparklines."""
     if policy is None:
-        return {"columns": [], "rows": []}
+        return []
     if principal.role is Role.DESK_HEAD:
         scopes = [f"desk:{d}" for d in sorted(principal.desks) if policy.node(f"desk:{d}")]
     else:
@@ -83,33 +135,28 @@ def _heatmap(lg: Ledger, principal: Principal, policy: Policy | None) -> dict[st
         rows_here = lg.utilization(scope)
         for found in desk_view.rows(rows_here) if desk_view else rows_here:
             by_node.setdefault(found.scope, {})[found.limit_name] = found
-    names = {n for cells in by_node.values() for n in cells}
-    columns = [c for c in _COLUMN_ORDER if c in names] + sorted(names - set(_COLUMN_ORDER))
+    samples = history.read(lg, now_ms)
+    rejects = history.reject_counts(reject_records, now_ms)
     kind_rank = {k: i for i, k in enumerate(KINDS)}
-    rows = []
+    order = {c: i for i, c in enumerate(_COLUMN_ORDER)}
+    out = []
     for node in sorted(by_node, key=lambda s: (kind_rank.get(s.partition(":")[0], 9), s)):
-        cells: list[dict[str, Any] | None] = []
-        for col in columns:
-            row = by_node[node].get(col)
-            if row is None:
-                cells.append(None)
-                continue
-            cells.append(
-                {
-                    "percent": round(row.percent, 1),
-                    "colour": heat_colour(row.percent),
-                    "title": f"{node} {col}: {_amount(row, row.used, policy)} of "
-                    f"{_amount(row, row.limit, policy)}"
-                    + _in_force(row, policy)
-                    + (" (shadow)" if row.shadow else ""),
-                    "shadow": row.shadow,
-                }
-            )
-        rows.append({"scope": node, "cells": cells})
-    return {"columns": columns, "rows": rows}
+        limits = sorted(by_node[node], key=lambda n: (order.get(n, len(order)), n))
+        out.append(
+            {
+                "scope": node,
+                "cells": [_cell(by_node[node][n], policy) for n in limits],
+                "util": history.utilization_spark(node, samples, now_ms),
+                "rejects": history.reject_spark(rejects.get(node)),
+            }
+        )
+    return out
 
 
-def _rejects(lg: Ledger, principal: Principal, policy: Policy | None) -> dict[str, Any]:
+def _reject_records(
+    lg: Ledger, principal: Principal, policy: Policy | None
+) -> tuple[list[dict[str, Any]], int]:
+    """The rejects among the newest audit records the token may see, and how many were read."""
     tail = lg.audit_tail(int(current_app.config["AUDIT_SCAN"]))
     desk_view = scoping.view(principal, policy)
     recent = [
@@ -119,33 +166,46 @@ def _rejects(lg: Ledger, principal: Principal, policy: Policy | None) -> dict[st
         and r.get("code") not in (None, "OK")
         and (desk_view is None or desk_view.record(r))
     ]
+    return recent, len(tail)
+
+
+def _rejects(recent: list[dict[str, Any]], scanned: int, tail_from: int | None) -> dict[str, Any]:
     counts = Counter(str(r["code"]) for r in recent).most_common()
     latest = [
         {
             "t": r.get("t"),
             "op": r.get("op"),
-            "order_id": r.get("order_id"),
+            "order_id": r.get("order_id") or r.get("basket"),
             "code": r.get("code"),
             "scope": r.get("scope") or "",
+            "account": r.get("account") or "",
+            "trader": r.get("trader") or "",
+            "symbol": r.get("sym") or "",
         }
         for r in reversed(recent[-15:])
     ]
-    return {"counts": counts, "latest": latest, "scanned": len(tail)}
+    return {"counts": counts, "latest": latest, "scanned": scanned, "since": tail_from}
 
 
 def _context(principal: Principal) -> dict[str, Any]:
     lg = get_ledger()
     policy = lg.policy(refresh=True)
+    history.sample(lg, int(current_app.config["DASHBOARD_SAMPLE_MS"]))
+    now_ms = history.server_ms(lg)
     kills = lg.kills()
     desk_view = scoping.view(principal, policy)
+    recent, scanned = _reject_records(lg, principal, policy)
+    times = [t for r in recent if isinstance(t := r.get("t"), int)]
     return {
         "principal": principal,
-        "heatmap": _heatmap(lg, principal, policy),
+        "nodes": _nodes(lg, principal, policy, now_ms, recent),
         "kills": desk_view.switches(kills) if desk_view else kills,
-        "rejects": _rejects(lg, principal, policy),
+        "rejects": _rejects(recent, scanned, min(times) if times else None),
         "currency": policy.currency if policy else "",
         "policy_loaded": policy is not None,
         "refresh_ms": int(current_app.config["DASHBOARD_REFRESH_MS"]),
+        "now_ms": now_ms,
+        "spark": {"w": history.WIDTH, "h": history.HEIGHT},
     }
 
 

@@ -10,8 +10,10 @@ from typing import Any
 
 from flask import Blueprint, Response
 
+from gateway.drills import MAX_WAIT_S as DRILL_MAX_WAIT_S
 from gateway.errors import ApiCode
 from gateway.wire import respond
+from ledger.drills import DRILLS, MAX_BURST
 from ledger.overrides import OVERRIDABLE
 from ledger.reasons import Reason
 from ledger.states import STATES
@@ -483,6 +485,99 @@ _OVERRIDE_PATHS: dict[str, Any] = {
 }
 
 
+_DRILL_SCHEMAS: dict[str, Any] = {
+    "DrillRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "account": {
+                **_NODE,
+                "description": "The drill account (default: the policy's first).",
+            },
+            "scope": {
+                "type": "string",
+                "description": "kill only: what to kill (default: the drill account; its desk "
+                "or firm in a drill firm).",
+            },
+            "max_orders": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_BURST,
+                "default": 1000,
+                "description": "storm only: most new orders (and cancels) sent.",
+            },
+            "max_wait_s": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": DRILL_MAX_WAIT_S,
+                "default": DRILL_MAX_WAIT_S,
+                "description": "storm only: seconds the cancel phase may wait.",
+            },
+        },
+    },
+    "DrillReport": {
+        "type": "object",
+        "properties": {
+            "drill": {"type": "string", "enum": list(DRILLS)},
+            "run_id": {"type": "string"},
+            "by": {"type": "string", "description": "The calling token's name (audited)."},
+            "outcome": {"type": "string", "enum": ["held", "failed"]},
+            "scope": {"type": "string"},
+            "target": {"type": "object"},
+            "probes": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "gateway": {"type": "string"},
+                        "order_id": {"type": "string"},
+                        "case": {"type": "string"},
+                        "expected": {"type": "string"},
+                        "status": {"type": ["integer", "null"]},
+                        "reason": {"type": ["string", "null"]},
+                        "ms": {"type": "number"},
+                        "held": {"type": "boolean"},
+                        "note": {"type": "string"},
+                    },
+                },
+            },
+            "failures": {"type": "array", "items": {"type": "string"}},
+            "notes": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+}
+_DRILL_SUMMARIES = {
+    "kill": "Kill drill: kill the drill scope, prove every gateway refuses a probe, lift it",
+    "storm": "Storm drill: a bounded burst meets MESSAGE_RATE, then CANCEL_RATIO",
+    "entitlement": "Entitlement drill: probes breaking an entitlement meet NOT_ENTITLED",
+    "collar": "Collar drill: a probe beyond the collar meets PRICE_COLLAR",
+}
+_DRILL_PATHS: dict[str, Any] = {
+    f"/v1/drills/{name}": {
+        "post": {
+            "summary": summary,
+            "description": "Role: ops (a firm-bound token: its firms' drill accounts). Runs "
+            "`ledger drill` on the drill account through the gateways of "
+            "LEDGER_DRILL_GATEWAYS with LEDGER_DRILL_TOKEN; audited with the token's name.",
+            "security": [{"bearer": []}],
+            "requestBody": {"required": False, "content": _content(_ref("DrillRequest"))},
+            "responses": {
+                "200": _resp(
+                    "The drill ran: its report; `outcome` failed when a control did not hold.",
+                    "DrillReport",
+                ),
+                **_BAD,
+                "401": _AUTH["401"],
+                "403": _resp("Wrong role, or a drill account outside the token's firms."),
+                "409": _resp("Drills are not configured on this gateway (INVALID_REQUEST)."),
+                **_UNAVAILABLE,
+            },
+        }
+    }
+    for name, summary in _DRILL_SUMMARIES.items()
+}
+
+
 def document() -> dict[str, Any]:
     decision_props = {
         "decision": {"type": "string", "enum": ["accepted", "rejected"]},
@@ -933,6 +1028,7 @@ def document() -> dict[str, Any]:
                 "Status": {"type": "object", "properties": {"status": {"type": "string"}}},
                 **_PRICE_SCHEMAS,
                 **_OVERRIDE_SCHEMAS,
+                **_DRILL_SCHEMAS,
             },
         },
         "paths": {
@@ -1141,6 +1237,7 @@ def document() -> dict[str, Any]:
             },
             **_PRICE_PATHS,
             **_OVERRIDE_PATHS,
+            **_DRILL_PATHS,
             "/dashboard": {
                 "get": {
                     "summary": "The risk dashboard (HTML)",

@@ -1,4 +1,5 @@
-"""``ledger drill kill|storm|entitlement|collar``: prove the controls hold on a live deployment.
+"""``ledger drill kill|storm|entitlement|collar|failover``: prove the controls hold on a live
+deployment.
 
 Probes go through the gateways named with ``--gateway URL`` (repeatable) with
 an ``order-entry`` token (``--token`` or ``LEDGER_DRILL_TOKEN``), on a drill
@@ -21,6 +22,7 @@ from ledger.drills import (
     Gateway,
     collar_drill,
     entitlement_drill,
+    failover_drill,
     kill_drill,
     storm_drill,
 )
@@ -59,6 +61,8 @@ def report_lines(r: DrillReport) -> list[str]:
     if rows:
         headers = ["gateway", "probe", "expected", "got", "status", "ms", "held", "note"]
         lines.append(fmt.table(headers, rows, right={4, 5}))
+    for name, value in r.metrics.items():
+        lines.append(f"{name}: {value}")
     lines += [f"note: {n}" for n in r.notes]
     lines += [f"FAILED: {f}" for f in r.failures]
     return lines
@@ -110,7 +114,7 @@ def _gateways(urls: tuple[str, ...], token: str, timeout_s: float) -> list[Gatew
 
 @click.group()
 def drill() -> None:
-    """Drills on a drill account: kill, storm, entitlement, collar (README "Drills")."""
+    """Drills on a drill account: kill, storm, entitlement, collar, failover (README "Drills")."""
 
 
 @drill.command("kill")
@@ -196,3 +200,87 @@ def collar_cmd(
     """A probe priced beyond the collar must be refused with PRICE_COLLAR."""
     gws = _gateways(gateways, token, http_timeout_s)
     _run(as_json, lambda: collar_drill(_ledger(), gws, by=by, account=account))
+
+
+@drill.command("failover")
+@click.option(
+    "--gateway",
+    "gateways",
+    multiple=True,
+    help="Base URL of a gateway to probe too; repeat for each one.",
+)
+@click.option(
+    "--token",
+    envvar="LEDGER_DRILL_TOKEN",
+    default=None,
+    help="An order-entry token, for --gateway (env LEDGER_DRILL_TOKEN).",
+)
+@click.option("--by", required=True, help="Who runs the drill (audited).")
+@click.option("--account", default=None, help="The drill account (default: the first).")
+@click.option(
+    "--max-window",
+    "max_window_s",
+    type=click.FloatRange(min=0, min_open=True, max=3600),
+    default=30.0,
+    show_default=True,
+    help="Seconds a prober may find the ledger unavailable before the drill fails.",
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=0, min_open=True, max=3600),
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for the new primary and for every prober to be accepted again.",
+)
+@click.option(
+    "--interval",
+    "interval_s",
+    type=click.FloatRange(min=0.01, max=10),
+    default=0.1,
+    show_default=True,
+    help="Seconds between one prober's probes.",
+)
+@click.option(
+    "--http-timeout",
+    "http_timeout_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=5.0,
+    show_default=True,
+    help="Seconds a gateway may take to answer.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def failover_cmd(
+    gateways: tuple[str, ...],
+    token: str | None,
+    by: str,
+    account: str | None,
+    max_window_s: float,
+    timeout_s: float,
+    interval_s: float,
+    http_timeout_s: float,
+    as_json: bool,
+) -> None:
+    """SENTINEL FAILOVER under probes: the unavailability window and acknowledged probes lost.
+
+    The ledger's --redis-url must be a redis+sentinel:// URL. Probes go through
+    the library and every --gateway. Fails (exit 1) when an acknowledged probe
+    was lost or a prober's window exceeds --max-window.
+    """
+    if gateways and not token:
+        raise click.UsageError("--gateway needs --token (or LEDGER_DRILL_TOKEN)")
+    gws = _gateways(gateways, token or "", http_timeout_s)
+    url: str = click.get_current_context().find_root().obj.redis_url
+    _run(
+        as_json,
+        lambda: failover_drill(
+            _ledger(),
+            url,
+            gws,
+            by=by,
+            account=account,
+            max_window_s=max_window_s,
+            timeout_s=timeout_s,
+            interval_s=interval_s,
+        ),
+    )

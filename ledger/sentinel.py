@@ -25,7 +25,14 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-__all__ = ["SCHEMES", "SentinelURL", "is_sentinel_url", "parse", "master_client"]
+__all__ = [
+    "SCHEMES",
+    "SentinelURL",
+    "is_sentinel_url",
+    "parse",
+    "master_client",
+    "sentinel_clients",
+]
 
 SCHEMES: Final = ("redis+sentinel", "rediss+sentinel")
 _SSL_OPTIONS: Final = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs")
@@ -135,3 +142,22 @@ def master_client(url: str, **connection_kwargs: Any) -> redis.Redis:
         parsed.service, db=parsed.db, **data
     )
     return client
+
+
+def sentinel_clients(url: str, timeout_s: float) -> list[redis.Redis]:
+    """One client per sentinel of the URL, with its sentinel credentials and TLS, answers decoded.
+
+    For talking to the sentinels themselves (``SENTINEL FAILOVER``, where the
+    primary is); no retry, so that a sentinel that is down costs one timeout.
+    """
+    parsed = parse(url)
+    kwargs: dict[str, Any] = {
+        "username": parsed.options.get("sentinel_username", parsed.username),
+        "password": parsed.options.get("sentinel_password", parsed.password),
+        "socket_timeout": timeout_s,
+        "socket_connect_timeout": timeout_s,
+        "decode_responses": True,
+        "retry": Retry(NoBackoff(), 0),
+        **_tls(parsed),
+    }
+    return [redis.Redis(host=host, port=port, **kwargs) for host, port in parsed.sentinels]

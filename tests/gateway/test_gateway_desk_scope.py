@@ -200,7 +200,7 @@ def _page(client: FlaskClient, headers: dict[str, str]) -> str:
 
 def test_the_dashboard_shows_the_same_nodes_and_switches(client, two_desks, switches):
     html = _page(client, two_desks["d1"])
-    heat = set(re.findall(r'<tr data-scope="([^"]+)">', html))
+    heat = set(re.findall(r'<article class="node" data-scope="([^"]+)">', html))
     assert heat == MINE
     kills = set(re.findall(r'class="kill" data-scope="([^"]+)"', html))
     assert kills == {"firm:F1", "account:A1", "strategy:SPAN", "trader:T-D1"}

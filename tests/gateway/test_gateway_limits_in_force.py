@@ -44,16 +44,17 @@ def test_utilization_answers_the_limit_in_force_and_the_policy_value(client, rai
     assert row["percent"] == 73.33
 
 
-def test_the_heatmap_cell_is_against_the_override_and_says_so(client, raised, headers):
+def test_the_dashboard_cell_is_against_the_override_and_says_so(client, raised, headers):
     html = client.get("/dashboard", headers=headers["ops"]).text
     cell = re.search(
-        r'data-scope="desk:D1"\s+data-limit="max_gross_notional" data-percent="([^"]+)"'
-        r'[^>]*title="([^"]+)"',
+        r'data-scope="desk:D1" data-limit="max_gross_notional" data-percent="([^"]+)">(.*?)</tr>',
         html,
+        re.S,
     )
     assert cell is not None
     assert float(cell.group(1)) == 73.3
-    assert cell.group(2) == (
-        "desk:D1 max_gross_notional: 1100000.00 USD of 1500000.00 USD in force; "
-        "policy 1000000.00 USD, override OV-1"
+    text = " ".join(re.sub(r"<[^>]+>", " ", cell.group(2)).split())
+    assert text == (
+        "Gross notional 1,100,000.00 / 1,500,000.00 USD "
+        "in force: override OV-1; policy 1,000,000.00 USD 73.3%"
     )
