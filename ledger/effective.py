@@ -26,10 +26,28 @@ import msgpack
 
 from ledger._types import RedisClient
 from ledger.keys import Keys
+from ledger.money import format_minor
 from ledger.policy import MONEY_LIMITS, Node, Policy
-from ledger.stress import FACTOR_SCALE
 
-__all__ = ["STRESSED", "Limit", "Controls", "read_controls", "controls_of", "scaled"]
+#: A stress factor is kept as whole millionths: 0.5 is 500000 (ledger/stress.py).
+FACTOR_SCALE: Final = 1_000_000
+
+
+def format_factor(millionths: int) -> str:
+    """Millionths back to the shortest decimal: 500000 -> ``"0.5"``."""
+    return format_minor(millionths, 6).rstrip("0").rstrip(".")
+
+
+__all__ = [
+    "FACTOR_SCALE",
+    "format_factor",
+    "STRESSED",
+    "Limit",
+    "Controls",
+    "read_controls",
+    "controls_of",
+    "scaled",
+]
 
 #: Limits a stress factor scales: STRESSED in lua/includes/controls.lua.
 STRESSED: Final = frozenset(MONEY_LIMITS)

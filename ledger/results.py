@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ledger.effective import format_factor
 from ledger.reasons import Reason
-from ledger.stress import format_factor
 
 __all__ = [
     "CLOSED_STATES",

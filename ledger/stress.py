@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgpack
 
+from ledger.effective import FACTOR_SCALE, format_factor
 from ledger.errors import InvalidInput, UnknownScope
 from ledger.inputs import node_scope, text
-from ledger.money import format_minor, parse_money
+from ledger.money import parse_money
 from ledger.reasons import Reason
 
 if TYPE_CHECKING:
@@ -33,8 +34,6 @@ __all__ = [
     "Stress",
 ]
 
-#: A factor is kept as whole millionths: 0.5 is 500000.
-FACTOR_SCALE: Final = 1_000_000
 _DIGITS: Final = 6
 
 
@@ -44,11 +43,6 @@ def parse_factor(value: object) -> int:
     if not 0 < millionths <= FACTOR_SCALE:
         raise InvalidInput("factor", f"must be greater than 0 and at most 1, got {value!r}")
     return millionths
-
-
-def format_factor(millionths: int) -> str:
-    """Millionths back to the shortest decimal: 500000 -> ``"0.5"``."""
-    return format_minor(millionths, _DIGITS).rstrip("0").rstrip(".")
 
 
 def _s(value: Any) -> Any:
