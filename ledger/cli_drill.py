@@ -172,34 +172,31 @@ def storm_cmd(
     )
 
 
-@drill.command("entitlement")
-@_options
-def entitlement_cmd(
-    gateways: tuple[str, ...],
-    token: str,
-    by: str,
-    account: str | None,
-    http_timeout_s: float,
-    as_json: bool,
-) -> None:
-    """Probes breaking an entitlement must be refused with NOT_ENTITLED."""
-    gws = _gateways(gateways, token, http_timeout_s)
-    _run(as_json, lambda: entitlement_drill(_ledger(), gws, by=by, account=account))
+def _probe_command(name: str, run: Callable[..., Any], doc: str) -> None:
+    """``ledger drill NAME``: probes that must meet one reject code, nothing else to set."""
+
+    @drill.command(name, help=doc)
+    @_options
+    def command(
+        gateways: tuple[str, ...],
+        token: str,
+        by: str,
+        account: str | None,
+        http_timeout_s: float,
+        as_json: bool,
+    ) -> None:
+        gws = _gateways(gateways, token, http_timeout_s)
+        _run(as_json, lambda: run(_ledger(), gws, by=by, account=account))
 
 
-@drill.command("collar")
-@_options
-def collar_cmd(
-    gateways: tuple[str, ...],
-    token: str,
-    by: str,
-    account: str | None,
-    http_timeout_s: float,
-    as_json: bool,
-) -> None:
-    """A probe priced beyond the collar must be refused with PRICE_COLLAR."""
-    gws = _gateways(gateways, token, http_timeout_s)
-    _run(as_json, lambda: collar_drill(_ledger(), gws, by=by, account=account))
+_probe_command(
+    "entitlement",
+    entitlement_drill,
+    "Probes breaking an entitlement must be refused with NOT_ENTITLED.",
+)
+_probe_command(
+    "collar", collar_drill, "A probe priced beyond the collar must be refused with PRICE_COLLAR."
+)
 
 
 @drill.command("failover")
