@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgpack
 import redis
 
-from ledger import archive, policy_store, views
+import ledger.archive as archive
+import ledger.policy_store as policy_store
+import ledger.views as views
 from ledger._types import RedisClient
 from ledger.connect import bounded_retry, connect
 from ledger.durable import DEFAULT_TIMEOUT_MS, Durability, DurableWrites

@@ -31,7 +31,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ledger import sentinel
+import ledger.sentinel as sentinel
 from ledger._types import RedisClient
 
 __all__ = ["RedisSettings", "connect", "bounded_retry", "RETRY"]

@@ -26,7 +26,7 @@ from typing import Any
 
 import msgpack
 
-from ledger import policy_store
+import ledger.policy_store as policy_store
 from ledger._types import RedisClient
 from ledger.effective import Controls, controls_of
 from ledger.keys import Keys

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgpack
 
-from ledger import archive
+import ledger.archive as archive
 from ledger._types import RedisClient
 from ledger.errors import LedgerError
 from ledger.keys import Keys
