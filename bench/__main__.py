@@ -31,8 +31,8 @@ from bench.harness import Progress
 from bench.scenarios import ORDER, Context
 from bench.settings import MODES
 from bench.targets import evaluate
-from ledger.embedded import EmbeddedRedis, find_server, free_port
-from ledger.scripts import source
+from ledger.store.embedded import EmbeddedRedis, find_server, free_port
+from ledger.store.scripts import source
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"

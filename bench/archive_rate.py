@@ -19,8 +19,8 @@ from pathlib import Path
 import redis
 
 from ledger import Ledger, Order, parse_policy
-from ledger.archive import Archiver, register, verify
-from ledger.embedded import EmbeddedRedis
+from ledger.store.archive import Archiver, register, verify
+from ledger.store.embedded import EmbeddedRedis
 
 POLICY = {
     "version": 1,

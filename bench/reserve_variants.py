@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from ledger.scripts import source
+from ledger.store.scripts import source
 
 __all__ = ["Variant", "CUTS", "STOPS", "COMBINED", "variants"]
 

@@ -18,7 +18,7 @@ import redis
 
 from bench.workload import FirmShape, fill_pipelined, orders, reserve_many
 from ledger import Ledger, Order
-from ledger.money import notional_minor, parse_price, parse_qty
+from ledger.policy.money import notional_minor, parse_price, parse_qty
 
 __all__ = ["Pool", "throughput", "race", "fill", "watch_reserve", "watch_key"]
 

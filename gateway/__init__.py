@@ -53,11 +53,11 @@ from typing import Any
 from flask import Flask, current_app
 
 from ledger import Ledger
-from ledger.connect import RedisSettings, connect
-from ledger.durable import DEFAULT_TIMEOUT_MS, Durability, env_message
-from ledger.sentinel import is_sentinel_url
-from ledger.sentinel import parse as parse_sentinel_url
-from ledger.tokens import DEV_SECRET, TokenStore, resolve_secret
+from ledger.store.connect import RedisSettings, connect
+from ledger.store.durable import DEFAULT_TIMEOUT_MS, Durability, env_message
+from ledger.store.sentinel import is_sentinel_url
+from ledger.store.sentinel import parse as parse_sentinel_url
+from ledger.store.tokens import DEV_SECRET, TokenStore, resolve_secret
 
 __all__ = ["create_app", "get_ledger", "get_tokens", "DEFAULTS"]
 

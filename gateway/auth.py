@@ -16,7 +16,7 @@ from flask import g, request
 
 from gateway import get_ledger, get_tokens, metrics
 from gateway.errors import ApiCode, ApiError
-from ledger.tokens import Principal, Role
+from ledger.store.tokens import Principal, Role
 
 __all__ = ["authenticate", "requires", "caller_firms", "presented", "COOKIE"]
 

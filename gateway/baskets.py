@@ -21,9 +21,9 @@ from gateway.auth import caller_firms, requires
 from gateway.errors import ApiError, invalid
 from gateway.orders import ORDER_FIELDS, ORDER_OPTIONAL, status_for
 from gateway.wire import read_body, respond, take
-from ledger.client import MAX_BASKET_LEGS
-from ledger.order import Order
-from ledger.tokens import Role
+from ledger.facade.client import MAX_BASKET_LEGS
+from ledger.facade.order import Order
+from ledger.store.tokens import Role
 
 __all__ = ["bp"]
 

@@ -36,12 +36,12 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from gateway import get_ledger, history, scoping
 from gateway.auth import COOKIE, authenticate
-from ledger.client import Ledger
-from ledger.money import format_minor
-from ledger.policy import KINDS, Policy
-from ledger.results import UtilizationRow
-from ledger.stress import format_factor
-from ledger.tokens import Principal, Role
+from ledger.facade.client import Ledger
+from ledger.facade.results import UtilizationRow
+from ledger.facade.stress import format_factor
+from ledger.policy.model import KINDS, Policy
+from ledger.policy.money import format_minor
+from ledger.store.tokens import Principal, Role
 
 __all__ = ["bp", "heat_colour", "limit_label"]
 

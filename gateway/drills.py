@@ -26,7 +26,8 @@ from gateway import get_ledger
 from gateway.auth import requires
 from gateway.errors import ApiCode, ApiError, invalid
 from gateway.wire import read_body, respond, take
-from ledger.drills import (
+from ledger.errors import InvalidInput
+from ledger.ops.drills import (
     DRILLS,
     MAX_BURST,
     DrillReport,
@@ -37,8 +38,7 @@ from ledger.drills import (
     storm_drill,
     target,
 )
-from ledger.errors import InvalidInput
-from ledger.tokens import Principal, Role
+from ledger.store.tokens import Principal, Role
 
 __all__ = ["bp", "MAX_WAIT_S", "gateways"]
 

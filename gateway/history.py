@@ -31,8 +31,8 @@ from typing import Any
 
 import msgpack
 
-from ledger.client import Ledger
-from ledger.results import UtilizationRow
+from ledger.facade.client import Ledger
+from ledger.facade.results import UtilizationRow
 
 __all__ = ["HOUR_MS", "BUCKETS", "Spark", "sample", "read", "utilization_spark", "reject_spark"]
 

@@ -35,8 +35,8 @@ from prometheus_client.registry import Collector
 
 from gateway import get_ledger, history
 from ledger.errors import LedgerUnavailable
-from ledger.monitor import Monitor, Snapshot
-from ledger.tokens import Role
+from ledger.ops.monitor import Monitor, Snapshot
+from ledger.store.tokens import Role
 
 __all__ = ["LedgerCollector", "init_app", "exposition", "unavailable", "READERS"]
 

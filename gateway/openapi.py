@@ -13,10 +13,10 @@ from flask import Blueprint, Response
 from gateway.drills import MAX_WAIT_S as DRILL_MAX_WAIT_S
 from gateway.errors import ApiCode
 from gateway.wire import respond
-from ledger.drills import DRILLS, MAX_BURST
-from ledger.overrides import OVERRIDABLE
+from ledger.facade.overrides import OVERRIDABLE
+from ledger.facade.states import STATES
+from ledger.ops.drills import DRILLS, MAX_BURST
 from ledger.reasons import Reason
-from ledger.states import STATES
 
 __all__ = ["bp", "document"]
 

@@ -24,11 +24,11 @@ from gateway.auth import requires
 from gateway.errors import ApiCode, ApiError, invalid
 from gateway.events import publish
 from gateway.wire import read_body, respond, take
-from ledger.cancels import cancel_instructions
-from ledger.client import Ledger
 from ledger.errors import LedgerUnavailable
-from ledger.policy import KINDS
-from ledger.tokens import Principal, Role
+from ledger.facade.cancels import cancel_instructions
+from ledger.facade.client import Ledger
+from ledger.policy.model import KINDS
+from ledger.store.tokens import Principal, Role
 
 __all__ = ["bp", "visible_scopes"]
 

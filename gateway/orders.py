@@ -18,10 +18,10 @@ from flask import Blueprint, Response, g, request
 from gateway import get_ledger, metrics
 from gateway.auth import caller_firms, requires
 from gateway.wire import peek, read_body, respond, take
-from ledger.order import Order
+from ledger.facade.order import Order
+from ledger.facade.results import Decision
 from ledger.reasons import Reason
-from ledger.results import Decision
-from ledger.tokens import Role
+from ledger.store.tokens import Role
 
 __all__ = ["bp", "status_for", "ORDER_FIELDS", "ORDER_OPTIONAL"]
 

@@ -24,8 +24,8 @@ from gateway import get_ledger
 from gateway.auth import requires
 from gateway.errors import ApiCode, ApiError, handle_api_error, invalid
 from gateway.wire import read_body, respond, take
-from ledger.overrides import OverrideRefused, UnknownOverride
-from ledger.tokens import Principal, Role
+from ledger.facade.overrides import OverrideRefused, UnknownOverride
+from ledger.store.tokens import Principal, Role
 
 __all__ = ["bp"]
 

@@ -20,8 +20,8 @@ from gateway import get_ledger, scoping
 from gateway.auth import requires
 from gateway.errors import invalid
 from gateway.wire import read_body, respond, take
-from ledger.prices import PriceStatus
-from ledger.tokens import Principal, Role
+from ledger.facade.prices import PriceStatus
+from ledger.store.tokens import Principal, Role
 
 __all__ = ["bp"]
 

@@ -16,7 +16,7 @@ from gateway import get_ledger
 from gateway.auth import caller_firms, requires
 from gateway.errors import invalid
 from gateway.wire import read_body, respond
-from ledger.tokens import Principal, Role
+from ledger.store.tokens import Principal, Role
 
 __all__ = ["bp", "MAX_RECORDS"]
 

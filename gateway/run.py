@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from ledger import Ledger
-from ledger.embedded import EmbeddedRedis
-from ledger.tokens import SECRET_ENV, Role, TokenStore
+from ledger.store.embedded import EmbeddedRedis
+from ledger.store.tokens import SECRET_ENV, Role, TokenStore
 
 __all__ = ["main"]
 

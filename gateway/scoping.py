@@ -31,11 +31,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ledger.policy import Node, Policy
-from ledger.prices import ReferencePrice
-from ledger.results import Kill, UtilizationRow
-from ledger.states import ScopeState
-from ledger.tokens import Principal, Role
+from ledger.facade.prices import ReferencePrice
+from ledger.facade.results import Kill, UtilizationRow
+from ledger.facade.states import ScopeState
+from ledger.policy.model import Node, Policy
+from ledger.store.tokens import Principal, Role
 
 __all__ = ["DeskView", "view"]
 

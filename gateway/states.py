@@ -19,8 +19,8 @@ from gateway import get_ledger, scoping
 from gateway.auth import requires
 from gateway.errors import invalid
 from gateway.wire import read_body, respond, take
-from ledger.states import STATES
-from ledger.tokens import Principal, Role
+from ledger.facade.states import STATES
+from ledger.store.tokens import Principal, Role
 
 __all__ = ["bp"]
 

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-from ledger.client import Ledger
 from ledger.errors import (
     InvalidInput,
     LedgerError,
@@ -17,10 +16,9 @@ from ledger.errors import (
     ReenableRefused,
     UnknownScope,
 )
-from ledger.order import Order
-from ledger.policy import Policy, load_policy_file, parse_policy
-from ledger.reasons import REJECT_REASONS, Reason
-from ledger.results import (
+from ledger.facade.client import Ledger
+from ledger.facade.order import Order
+from ledger.facade.results import (
     Breach,
     Decision,
     FillResult,
@@ -29,6 +27,8 @@ from ledger.results import (
     ReleaseResult,
     UtilizationRow,
 )
+from ledger.policy.model import Policy, load_policy_file, parse_policy
+from ledger.reasons import REJECT_REASONS, Reason
 
 __all__ = [
     "Ledger",

@@ -26,15 +26,15 @@ from types import FrameType
 
 import click
 
-from ledger import cli_format as fmt
-from ledger.client import Ledger
-from ledger.embedded import EmbeddedRedis
+import ledger.cli.render as fmt
 from ledger.errors import LedgerError, LedgerUnavailable, PolicyError
-from ledger.money import format_minor
-from ledger.order import Order
-from ledger.policy import Policy, load_policy_file
-from ledger.tokens import SECRET_ENV
-from ledger.views import audit_json
+from ledger.facade.client import Ledger
+from ledger.facade.order import Order
+from ledger.facade.views import audit_json
+from ledger.policy.model import Policy, load_policy_file
+from ledger.policy.money import format_minor
+from ledger.store.embedded import EmbeddedRedis
+from ledger.store.tokens import SECRET_ENV
 
 __all__ = ["main", "DEMO_ORDERS", "default_policy_path"]
 

@@ -18,7 +18,7 @@ import redis
 from pytest_redis import factories
 
 from ledger import Ledger, load_policy_file
-from ledger.embedded import valkey_binary
+from ledger.store.embedded import valkey_binary
 
 pytest_plugins = ["tests.fakeclock.plugin"]
 

@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 from ledger import Ledger, Order, Reason, parse_policy
-from ledger.views import Aggregates, aggregates
+from ledger.facade.views import Aggregates, aggregates
 
 #: All money in major units of USD; minor_units 2.
 TIGHT: dict[str, Any] = {

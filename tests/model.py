@@ -49,7 +49,7 @@ from fractions import Fraction
 from typing import Any
 
 from ledger import Decision, Order, Reason
-from ledger.results import BasketDecision
+from ledger.facade.results import BasketDecision
 
 MINOR_UNITS = 2
 FIRM = "F"

@@ -23,7 +23,8 @@ import redis
 from click.testing import CliRunner
 
 from ledger import Ledger, Reason
-from ledger.archive import (
+from ledger.cli import cli
+from ledger.store.archive import (
     GLOBAL_NAME,
     Archiver,
     ArchiverBusy,
@@ -32,7 +33,6 @@ from ledger.archive import (
     segments,
     verify,
 )
-from ledger.cli import cli
 from tests.fakeclock.plugin import Clock
 from tests.helpers import TIGHT, load, order
 
@@ -250,7 +250,7 @@ def test_verify_names_an_edited_field(archived: Path, tmp_path: Path) -> None:
 
 
 def test_verify_names_an_edit_with_its_hash_recomputed(archived: Path, tmp_path: Path) -> None:
-    from ledger.archive import chain_hash
+    from ledger.store.archive import chain_hash
 
     def edit(rows: list[str]) -> list[str]:
         doc = json.loads(rows[2])

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from ledger import Ledger, Order, Reason
-from ledger.results import BasketDecision
+from ledger.facade.results import BasketDecision
 from tests.helpers import controls_doc, controls_node, exposure, load_controls, order
 
 

@@ -27,8 +27,8 @@ from click.testing import CliRunner, Result
 import ledger.cli as cli_module
 from ledger import Ledger, Order, load_policy_file, parse_policy
 from ledger.cli import cli
-from ledger.embedded import free_port
 from ledger.errors import PolicyError
+from ledger.store.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "policy.yaml"

@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 
 from ledger import Ledger
 from ledger.cli import cli
-from ledger.embedded import free_port
+from ledger.store.embedded import free_port
 
 Run = Callable[..., Result]
 REQUEST = [

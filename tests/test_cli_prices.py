@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 
 from ledger import Ledger, parse_policy
 from ledger.cli import cli
-from ledger.embedded import free_port
+from ledger.store.embedded import free_port
 from tests.helpers import TIGHT
 
 Run = Callable[..., Result]

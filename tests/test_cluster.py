@@ -10,7 +10,7 @@ import redis
 from redis.crc import key_slot
 
 from ledger import Ledger, Reason, parse_policy
-from ledger.embedded import EmbeddedRedis, free_port
+from ledger.store.embedded import EmbeddedRedis, free_port
 from tests.conftest import BINARIES
 from tests.helpers import order
 

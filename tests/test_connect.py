@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from ledger import Ledger, LedgerUnavailable, Order
-from ledger.connect import RETRY, RedisSettings, connect
+from ledger.store.connect import RETRY, RedisSettings, connect
 
 ORDER = Order("o1", "T-ALICE", "MM-1", "ACC-1", "AAPL", "buy", "100", "187.25")
 

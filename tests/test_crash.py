@@ -10,7 +10,7 @@ import time
 import pytest
 
 from ledger import Ledger, LedgerUnavailable, Order
-from ledger.embedded import EmbeddedRedis
+from ledger.store.embedded import EmbeddedRedis
 from tests.conftest import BINARIES
 from tests.helpers import load
 
@@ -90,7 +90,7 @@ def test_kill_9_under_load_keeps_every_acknowledged_reservation(kind, tmp_path):
 
 
 def _open(lg: Ledger) -> int:
-    from ledger.views import aggregates
+    from ledger.facade.views import aggregates
 
     node = aggregates(lg.redis, lg.keys, "F1").get("firm:F1")
     return node.n if node else 0

@@ -8,8 +8,8 @@ import signal
 import pytest
 
 from ledger import Ledger, LedgerUnavailable, Reason
-from ledger.embedded import EmbeddedRedis, free_port
-from ledger.views import aggregates
+from ledger.facade.views import aggregates
+from ledger.store.embedded import EmbeddedRedis, free_port
 from tests.conftest import BINARIES
 from tests.helpers import load, order
 

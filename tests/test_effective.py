@@ -19,8 +19,8 @@ from click.testing import CliRunner
 
 from ledger import Ledger, Order, Reason, parse_policy
 from ledger.cli import cli
-from ledger.effective import STRESSED
-from ledger.results import UtilizationRow
+from ledger.facade.effective import STRESSED
+from ledger.facade.results import UtilizationRow
 
 ROOT = Path(__file__).resolve().parent.parent
 MILLION = 100_000_000  # 1,000,000.00 in cents

@@ -13,8 +13,8 @@ import pytest
 import redis
 
 from ledger import Ledger, Order, Reason, parse_policy
-from ledger.money import MAX_EXACT
-from ledger.views import aggregates
+from ledger.facade.views import aggregates
+from ledger.policy.money import MAX_EXACT
 
 
 def _policy(minor_units: int) -> Any:

@@ -12,8 +12,8 @@ import yaml
 from click.testing import CliRunner
 
 from ledger.cli import cli
-from ledger.exposure import NO_MESSAGE_LIMIT, NO_ORDER_CAP, SHADOW_ONLY, UNGUARDED, analyse
-from ledger.policy import load_policy_file, parse_policy
+from ledger.policy.exposure import NO_MESSAGE_LIMIT, NO_ORDER_CAP, SHADOW_ONLY, UNGUARDED, analyse
+from ledger.policy.model import load_policy_file, parse_policy
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "policy.yaml"
 DOC: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())

@@ -17,9 +17,9 @@ from redis.crc import key_slot
 
 from ledger import Ledger, Order, parse_policy
 from ledger.errors import InvalidInput
-from ledger.keys import ORDER_ID, Keys, check_id
 from ledger.reasons import Reason
-from ledger.scripts import SCRIPT_NAMES
+from ledger.store.keys import ORDER_ID, Keys, check_id
+from ledger.store.scripts import SCRIPT_NAMES
 
 firm_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", fullmatch=True)
 order_ids = st.from_regex(ORDER_ID.pattern, fullmatch=True)

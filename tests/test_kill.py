@@ -6,8 +6,8 @@ import msgpack
 import pytest
 
 from ledger import InvalidInput, Ledger, Reason, UnknownScope
-from ledger.cancels import cancel_instructions
 from ledger.errors import ReenableRefused
+from ledger.facade.cancels import cancel_instructions
 from tests.helpers import load, order
 
 

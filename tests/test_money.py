@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ledger.errors import InvalidInput
-from ledger.money import (
+from ledger.policy.money import (
     MAX_EXACT,
     Price,
     format_minor,
@@ -21,7 +21,7 @@ from ledger.money import (
     parse_price,
     parse_qty,
 )
-from ledger.scripts import lua_dir
+from ledger.store.scripts import lua_dir
 
 
 def refused(fn: Any, *args: Any) -> str:

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from ledger import Ledger, Order, Reason, parse_policy
-from ledger.views import Aggregates, aggregates
+from ledger.facade.views import Aggregates, aggregates
 
 #: Firm F1 (desk D1, account A1) and firm F2 (desk D2, account B1).
 TWO_FIRMS: dict[str, Any] = {

@@ -16,7 +16,7 @@ import redis
 
 from ledger import Ledger
 from ledger.errors import InvalidInput, UnknownScope
-from ledger.overrides import OverrideRefused, Status, UnknownOverride
+from ledger.facade.overrides import OverrideRefused, Status, UnknownOverride
 from ledger.reasons import Reason
 from tests.fakeclock.plugin import Clock
 from tests.helpers import TIGHT, load, order

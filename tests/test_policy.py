@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from ledger.errors import PolicyError
-from ledger.money import MAX_EXACT
-from ledger.policy import (
+from ledger.policy.model import (
     LIMIT_NAMES,
     Limits,
     MessageLimits,
@@ -18,6 +17,7 @@ from ledger.policy import (
     load_policy_file,
     parse_policy,
 )
+from ledger.policy.money import MAX_EXACT
 
 HERE = Path(__file__).resolve().parent
 BAD = HERE / "policy" / "bad"

@@ -20,8 +20,8 @@ import redis
 
 from ledger import Ledger, parse_policy
 from ledger.errors import LedgerError
-from ledger.policy import Policy
-from ledger.policy_store import firm_fields, routes
+from ledger.policy.model import Policy
+from ledger.store.policy_store import firm_fields, routes
 
 pytestmark = pytest.mark.slow
 

@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from ledger import InvalidInput, Ledger, LedgerUnavailable, parse_policy
-from ledger.embedded import free_port
 from ledger.errors import ReenableRefused
-from ledger.money import MAX_EXACT, Price
-from ledger.prices import MAX_SYMBOLS, PriceStatus
+from ledger.facade.prices import MAX_SYMBOLS, PriceStatus
+from ledger.policy.money import MAX_EXACT, Price
+from ledger.store.embedded import free_port
 from tests.fakeclock.plugin import Clock
 from tests.helpers import TIGHT
 

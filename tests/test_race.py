@@ -31,7 +31,7 @@ import pytest
 import redis
 
 from ledger import Ledger, Order, Reason, parse_policy
-from ledger.views import Aggregates, aggregates
+from ledger.facade.views import Aggregates, aggregates
 
 pytestmark = pytest.mark.slow
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from ledger import scripts
+import ledger.store.scripts as scripts
 from ledger.reasons import REJECT_REASONS, Reason
-from ledger.scripts import SCRIPT_NAMES, ScriptSet, lua_dir, source
+from ledger.store.scripts import SCRIPT_NAMES, ScriptSet, lua_dir, source
 
 LUA = lua_dir()
 SCRIPTS = sorted(LUA.glob("*.lua"))

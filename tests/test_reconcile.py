@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from ledger import Ledger, Reason
 from ledger.cli import cli
 from ledger.errors import InvalidInput
-from ledger.reconcile import parse_records, read_drop_copy
-from ledger.views import aggregates
+from ledger.facade.reconcile import parse_records, read_drop_copy
+from ledger.facade.views import aggregates
 from tests.conftest import ROOT
 from tests.helpers import agg, controls_doc, load, order
 

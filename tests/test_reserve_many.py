@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 from ledger import Ledger, Reason
-from ledger.views import aggregates
+from ledger.facade.views import aggregates
 from tests.helpers import TIGHT, load, order
 
 

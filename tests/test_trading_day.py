@@ -9,8 +9,8 @@ import msgpack
 import pytest
 import redis
 
-from ledger.policy_controls import TradingDay
-from ledger.scripts import lua_dir
+from ledger.policy.controls import TradingDay
+from ledger.store.scripts import lua_dir
 
 NY = ZoneInfo("America/New_York")
 

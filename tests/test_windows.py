@@ -7,8 +7,8 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.scripts import lua_dir
-from ledger.views import ring_count
+from ledger.facade.views import ring_count
+from ledger.store.scripts import lua_dir
 
 WIDTH = 100  # ms per bucket: a 1 s window
 SLOTS = 11

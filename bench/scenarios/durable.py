@@ -25,7 +25,7 @@ from bench.harness import at, percentiles, ratio_of, summarize, timed_calls
 from bench.scenarios import Context, row
 from bench.workload import FirmShape, orders, policy_doc
 from ledger import Ledger, parse_policy
-from ledger.embedded import EmbeddedRedis, find_server
+from ledger.store.embedded import EmbeddedRedis, find_server
 
 TITLE = "Durable acknowledgement (WAIT for replicas)"
 

@@ -29,7 +29,7 @@ from bench.loadgen import closed_loop, fixed_rate
 from bench.scenarios import Context, row
 from bench.workers import throughput
 from bench.workload import FirmShape, orders
-from ledger.embedded import free_port
+from ledger.store.embedded import free_port
 
 TITLE = "The gateway"
 
@@ -83,7 +83,7 @@ def _start(ctx: Context) -> tuple[list[str], list[subprocess.Popen[bytes]]]:
 
 
 def _token(ctx: Context) -> str:
-    from ledger.tokens import Role, TokenStore  # noqa: PLC0415
+    from ledger.store.tokens import Role, TokenStore  # noqa: PLC0415
 
     store = TokenStore(ctx.client, PREFIX, secret=TOKEN_SECRET)
     store.revoke("bench")

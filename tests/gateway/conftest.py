@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 
 from gateway import create_app
 from ledger import Ledger
-from ledger.tokens import Role, TokenStore
+from ledger.store.tokens import Role, TokenStore
 
 #: A valid order of T-ALICE on ACC-1 (desk EQ-CASH), notional 18,725.00 USD.
 ORDER: dict[str, Any] = {

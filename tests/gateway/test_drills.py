@@ -16,9 +16,9 @@ from click.testing import CliRunner, Result
 from gateway.run import launch, stop, wait_ready
 from ledger import Ledger, load_policy_file
 from ledger.cli import cli
-from ledger.embedded import free_port
-from ledger.tokens import Role, TokenStore
-from ledger.views import aggregates
+from ledger.facade.views import aggregates
+from ledger.store.embedded import free_port
+from ledger.store.tokens import Role, TokenStore
 
 pytestmark = pytest.mark.slow
 

@@ -23,9 +23,9 @@ import redis
 
 from gateway.run import launch, stop, wait_ready
 from ledger import Ledger
-from ledger.embedded import EmbeddedRedis, free_port
-from ledger.tokens import Role, TokenStore
-from ledger.views import aggregates
+from ledger.facade.views import aggregates
+from ledger.store.embedded import EmbeddedRedis, free_port
+from ledger.store.tokens import Role, TokenStore
 from tests.gateway.conftest import ORDER as BASE_ORDER
 
 pytestmark = pytest.mark.slow

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.tokens import Role, TokenStore
+from ledger.store.tokens import Role, TokenStore
 from tests.gateway.conftest import ORDER as BASE_ORDER
 
 ORDER = {**BASE_ORDER, "order_id": "z1"}

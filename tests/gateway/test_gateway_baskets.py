@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgpack
 
-from ledger.views import aggregates
+from ledger.facade.views import aggregates
 
 
 def test_accepted_basket_is_201_and_reserves_every_leg(

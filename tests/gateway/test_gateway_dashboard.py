@@ -89,7 +89,7 @@ def test_no_token_is_401_with_a_form_for_people_and_json_for_scripts(client):
 
 
 def test_a_revoked_cookie_token_is_401(client, tokens, redis_client):
-    from ledger.tokens import TokenStore
+    from ledger.store.tokens import TokenStore
 
     client.get(f"/dashboard?token={tokens['ops']}")
     TokenStore(redis_client).revoke("ops-alice")

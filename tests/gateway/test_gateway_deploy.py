@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ledger.embedded import free_port
+from ledger.store.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "gateway" / "gunicorn.conf.py"

@@ -17,7 +17,7 @@ import redis
 from flask.testing import FlaskClient
 
 from ledger import Ledger, Order, parse_policy
-from ledger.tokens import Role, TokenStore
+from ledger.store.tokens import Role, TokenStore
 
 GROSS = {"max_gross_notional": "1000000"}
 POLICY: dict[str, Any] = {

@@ -10,9 +10,9 @@ import pytest
 from flask.testing import FlaskClient
 
 from gateway import create_app
-from ledger.embedded import free_port
-from ledger.tokens import Role, TokenStore
-from ledger.views import aggregates
+from ledger.facade.views import aggregates
+from ledger.store.embedded import free_port
+from ledger.store.tokens import Role, TokenStore
 from tests.gateway.test_drills import Deployment, deployment, drill_audits, live
 
 pytestmark = pytest.mark.slow

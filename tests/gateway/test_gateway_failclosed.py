@@ -11,9 +11,9 @@ import redis
 
 from gateway import create_app
 from ledger import Ledger
-from ledger.embedded import EmbeddedRedis, free_port
-from ledger.tokens import Role, TokenStore
-from ledger.views import aggregates
+from ledger.facade.views import aggregates
+from ledger.store.embedded import EmbeddedRedis, free_port
+from ledger.store.tokens import Role, TokenStore
 from tests.gateway.conftest import ORDER as BASE_ORDER
 
 ORDER = {k: v for k, v in BASE_ORDER.items() if k != "order_id"}
@@ -144,7 +144,7 @@ def test_an_order_is_503_while_the_audit_archive_is_behind(
 
     from gateway import get_ledger
     from ledger import parse_policy
-    from ledger.archive import Archiver
+    from ledger.store.archive import Archiver
     from tests.conftest import EXAMPLE_POLICY
 
     doc = yaml.safe_load(EXAMPLE_POLICY.read_text())

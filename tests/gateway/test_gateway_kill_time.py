@@ -6,7 +6,7 @@ import pytest
 
 from gateway import create_app
 from ledger import load_policy_file
-from ledger.tokens import Role, TokenStore
+from ledger.store.tokens import Role, TokenStore
 from tests.conftest import EXAMPLE_POLICY
 
 #: Far from any real clock: an answer taken from the gateway's clock cannot match it.

@@ -19,9 +19,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway import create_app, get_tokens
 from gateway.run import launch, stop, wait_ready
 from ledger import Ledger
-from ledger.embedded import free_port
-from ledger.policy import parse_policy
-from ledger.tokens import Role, TokenStore
+from ledger.policy.model import parse_policy
+from ledger.store.embedded import free_port
+from ledger.store.tokens import Role, TokenStore
 from tests.fakeclock.plugin import Clock
 from tests.gateway.conftest import ORDER
 

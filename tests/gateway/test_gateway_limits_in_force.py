@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from ledger import Ledger, Order, parse_policy
-from ledger.tokens import Role, TokenStore
+from ledger.store.tokens import Role, TokenStore
 from tests.test_effective import DOC
 
 

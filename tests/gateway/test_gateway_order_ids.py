@@ -16,8 +16,8 @@ from flask.testing import FlaskClient
 
 from gateway import create_app
 from ledger import Ledger
-from ledger.tokens import Role, TokenStore
-from ledger.views import Aggregates, aggregates
+from ledger.facade.views import Aggregates, aggregates
+from ledger.store.tokens import Role, TokenStore
 from tests.test_order_ids import two_firms
 
 

@@ -7,7 +7,7 @@ import json
 import msgpack
 import pytest
 
-from ledger.views import aggregates
+from ledger.facade.views import aggregates
 
 DECISION_KEYS = {"decision", "reason", "scope", "limit", "used", "requested", "order_id"}
 

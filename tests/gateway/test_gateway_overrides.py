@@ -13,7 +13,7 @@ import pytest
 import redis
 from flask.testing import FlaskClient
 
-from ledger.tokens import Role, TokenStore
+from ledger.store.tokens import Role, TokenStore
 
 Headers = Callable[[str], dict[str, str]]
 #: ACC-1, 6000 x 187.25 = 1,123,500 USD: over ACC-1's max_order_notional, within the rest.

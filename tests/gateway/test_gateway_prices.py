@@ -14,9 +14,9 @@ from click.testing import CliRunner
 
 from gateway import create_app
 from ledger import Ledger, parse_policy
-from ledger.cli_token import token as token_group
-from ledger.embedded import free_port
-from ledger.tokens import Role, TokenStore
+from ledger.cli.token import token as token_group
+from ledger.store.embedded import free_port
+from ledger.store.tokens import Role, TokenStore
 from tests.conftest import EXAMPLE_POLICY
 
 PATH = "/v1/reference-prices"

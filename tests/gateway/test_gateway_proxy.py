@@ -27,8 +27,8 @@ import redis
 
 from gateway.run import launch, stop, wait_ready
 from ledger import Ledger
-from ledger.embedded import EmbeddedRedis, free_port
-from ledger.tokens import Role, TokenStore
+from ledger.store.embedded import EmbeddedRedis, free_port
+from ledger.store.tokens import Role, TokenStore
 from tests.gateway.conftest import ORDER
 
 pytestmark = pytest.mark.slow

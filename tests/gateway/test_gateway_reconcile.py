@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.tokens import Role, TokenStore
+from ledger.store.tokens import Role, TokenStore
 
 
 def _drop_copy(new_order: Any) -> list[dict[str, Any]]:

@@ -24,9 +24,9 @@ import redis
 
 from gateway import create_app
 from ledger import Ledger, LedgerUnavailable, Order, load_policy_file
-from ledger.connect import RedisSettings, connect
-from ledger.embedded import free_port
-from ledger.tokens import DEV_SECRET, Role, TokenStore, hash_token
+from ledger.store.connect import RedisSettings, connect
+from ledger.store.embedded import free_port
+from ledger.store.tokens import DEV_SECRET, Role, TokenStore, hash_token
 from tests.conftest import BINARIES, EXAMPLE_POLICY, ROOT
 from tests.gateway.conftest import ORDER
 
@@ -402,7 +402,7 @@ def test_the_cli_logs_in_from_the_environment_and_only_admin_makes_tokens(acl_se
 def test_the_gateway_user_may_do_what_durability_and_the_archive_ask(acl_server, admin):
     """With durability on, each call also PUBLISHes on ledger:durable and WAITs; with an
     archiver registered, each script reads XINFO GROUPS: the ACL must allow all three."""
-    from ledger.archive import register
+    from ledger.store.archive import register
 
     register(admin.redis, admin.keys.audit("ACME"))
     url = acl_server.url("gateway", GATEWAY_PW)

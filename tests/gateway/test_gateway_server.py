@@ -22,8 +22,8 @@ from gateway import DEFAULTS
 from gateway.redact import redact
 from gateway.run import launch, stop, wait_ready
 from ledger import Ledger
-from ledger.embedded import EmbeddedRedis, free_port
-from ledger.tokens import Role, TokenStore
+from ledger.store.embedded import EmbeddedRedis, free_port
+from ledger.store.tokens import Role, TokenStore
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ import pytest
 
 from gateway import create_app, get_ledger
 from gateway.openapi import document
-from ledger.embedded import free_port
+from ledger.store.embedded import free_port
 
 
 def test_config_comes_from_ledger_env_vars_and_test_config_wins(monkeypatch):
@@ -158,7 +158,7 @@ def test_bad_settings_are_refused_at_start_naming_the_variable(monkeypatch, name
 def test_an_unexpected_fault_is_a_json_500_and_never_an_accept(
     ledger, redis_url, tokens, new_order, monkeypatch
 ):
-    from ledger.client import Ledger
+    from ledger.facade.client import Ledger
 
     def broken(self, order):
         raise RuntimeError("bug")

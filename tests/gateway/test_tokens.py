@@ -10,10 +10,10 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from ledger.cli_token import token as token_group
-from ledger.embedded import free_port
+from ledger.cli.token import token as token_group
 from ledger.errors import InvalidInput, LedgerUnavailable
-from ledger.tokens import DEV_SECRET, Principal, Role, TokenStore, hash_token
+from ledger.store.embedded import free_port
+from ledger.store.tokens import DEV_SECRET, Principal, Role, TokenStore, hash_token
 
 
 @pytest.fixture

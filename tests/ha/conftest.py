@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
-from ledger.embedded import EmbeddedRedis, free_port
+from ledger.store.embedded import EmbeddedRedis, free_port
 from tests.conftest import BINARIES
 
 

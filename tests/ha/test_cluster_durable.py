@@ -18,9 +18,9 @@ import redis
 from redis.crc import key_slot
 
 from ledger import Ledger, LedgerUnavailable, parse_policy
-from ledger.durable import Durability, DurableWrites, NotDurable
-from ledger.embedded import EmbeddedRedis
-from ledger.keys import Keys
+from ledger.store.durable import Durability, DurableWrites, NotDurable
+from ledger.store.embedded import EmbeddedRedis
+from ledger.store.keys import Keys
 from tests.conftest import BINARIES
 from tests.helpers import order
 from tests.test_cluster import SHARDS, _cluster_port, _firms_on_distinct_shards, _policy_doc

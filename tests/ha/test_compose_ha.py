@@ -20,9 +20,9 @@ import redis
 import yaml
 
 from ledger import Ledger, load_policy_file
-from ledger.durable import NotDurable, from_env
-from ledger.embedded import free_port
-from ledger.sentinel import parse
+from ledger.store.durable import NotDurable, from_env
+from ledger.store.embedded import free_port
+from ledger.store.sentinel import parse
 from tests.conftest import BINARIES, EXAMPLE_POLICY
 from tests.gateway.test_gateway_security import ADMIN_PW, GATEWAY_PW, START, _order, _start
 

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from ledger import Ledger, LedgerUnavailable
-from ledger.durable import Durability, NotDurable, from_env
+from ledger.store.durable import Durability, NotDurable, from_env
 from tests.ha.conftest import Replicated
 from tests.helpers import load, order
 

@@ -7,7 +7,7 @@ import redis
 
 from gateway import create_app
 from ledger import Ledger, load_policy_file
-from ledger.tokens import Role, TokenStore
+from ledger.store.tokens import Role, TokenStore
 from tests.conftest import EXAMPLE_POLICY
 from tests.gateway.conftest import ORDER
 from tests.ha.conftest import Replicated

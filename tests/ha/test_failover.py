@@ -28,8 +28,8 @@ import redis
 
 from gateway.run import _http, launch, stop, wait_ready
 from ledger import Ledger, LedgerUnavailable, Order
-from ledger.embedded import free_port
-from ledger.tokens import Role, TokenStore
+from ledger.store.embedded import free_port
+from ledger.store.tokens import Role, TokenStore
 from tests.ha.conftest import Replicated, Sentinels
 from tests.helpers import load
 

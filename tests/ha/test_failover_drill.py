@@ -21,9 +21,9 @@ from werkzeug.serving import make_server
 from gateway import create_app
 from ledger import Ledger, Order, load_policy_file
 from ledger.cli import cli
-from ledger.drills import Answer, _failover_report, _start, failover_verdicts
-from ledger.tokens import Role, TokenStore
-from ledger.views import aggregates
+from ledger.facade.views import aggregates
+from ledger.ops.drills import Answer, _failover_report, _start, failover_verdicts
+from ledger.store.tokens import Role, TokenStore
 from tests.ha.conftest import Sentinels
 
 ROOT = Path(__file__).resolve().parents[2]

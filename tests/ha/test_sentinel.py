@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from gateway import create_app
 from ledger import Ledger, LedgerUnavailable, load_policy_file
 from ledger.cli import cli
-from ledger.sentinel import SentinelURL, master_client, parse
-from ledger.tokens import Role, TokenStore
+from ledger.store.sentinel import SentinelURL, master_client, parse
+from ledger.store.tokens import Role, TokenStore
 from tests.conftest import EXAMPLE_POLICY
 from tests.gateway.conftest import ORDER
 from tests.ha.conftest import Replicated, Sentinels

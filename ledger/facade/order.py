@@ -1,0 +1,69 @@
+"""The order as callers give it, and its validation into exact values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Final
+
+from ledger.errors import InvalidInput
+from ledger.policy.controls import SYMBOL
+from ledger.policy.model import _ID
+from ledger.policy.money import Price, parse_price, parse_qty
+from ledger.store.keys import check_id
+
+__all__ = ["Order", "ValidOrder", "SIDES"]
+
+SIDES: Final = ("buy", "sell")
+
+
+@dataclass(frozen=True)
+class Order:
+    """A new order. ``qty`` and ``price`` are decimal strings (or ints/Decimals); never floats."""
+
+    order_id: str
+    trader: str
+    strategy: str
+    account: str
+    symbol: str
+    side: str
+    qty: str | int | Decimal
+    price: str | int | Decimal
+    #: Where the order goes (a market identifier code such as XNAS); None if not named.
+    venue: str | None = None
+
+    def validate(self) -> ValidOrder:
+        """Exact values, or :class:`InvalidInput` naming the first bad field."""
+        check_id(self.order_id, "order_id")
+        for field in ("trader", "strategy", "account"):
+            value = getattr(self, field)
+            if not isinstance(value, str) or not _ID.fullmatch(value):
+                raise InvalidInput(field, "must be a node id of letters, digits, '.', '_' or '-'")
+        if not isinstance(self.symbol, str) or not SYMBOL.fullmatch(self.symbol):
+            raise InvalidInput("symbol", "must be 1-32 characters of letters, digits and ._:/-")
+        if self.venue is not None and (
+            not isinstance(self.venue, str) or not _ID.fullmatch(self.venue)
+        ):
+            raise InvalidInput("venue", "must be a venue id of letters, digits, '.', '_' or '-'")
+        if self.side not in SIDES:
+            raise InvalidInput("side", f"must be 'buy' or 'sell', got {self.side!r}")
+        return ValidOrder(self, parse_qty(self.qty), parse_price(self.price))
+
+
+@dataclass(frozen=True)
+class ValidOrder:
+    order: Order
+    qty: int
+    price: Price
+
+    @property
+    def fingerprint(self) -> str:
+        o = self.order
+        fields = f"{o.trader}|{o.strategy}|{o.account}|{o.symbol}|{o.side}|{self.qty}|{self.price}"
+        return f"{fields}|{o.venue}" if o.venue else fields
+
+    @property
+    def duplicate_key(self) -> str:
+        """What the duplicate-order guard compares: account, symbol, side, qty, price."""
+        o = self.order
+        return f"{o.account}|{o.symbol}|{o.side}|{self.qty}|{self.price}"

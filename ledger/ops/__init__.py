@@ -1,0 +1,1 @@
+"""Operator tools built on the facade: drills, the audit follower, the metrics snapshot."""

@@ -1,0 +1,1 @@
+"""The policy layer: the limit model, its parsing and offline checks (no Redis)."""
