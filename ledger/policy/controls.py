@@ -2,8 +2,9 @@
 the trading day and override bounds, plus the structured limits
 (cancel-to-new ratio, fill throttle) that nodes may carry.
 
-Parsed by :class:`ledger.policy._Parser` through the functions here, so every
-problem is reported with its file and field like the rest of the policy.
+Parsed by the functions here, which read fields through
+:class:`ledger.policy.fields.Fields`, so every problem is reported with its file and field
+like the rest of the policy.
 """
 
 from __future__ import annotations
@@ -12,14 +13,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ledger.errors import InvalidInput
 from ledger.policy.durations import parse_duration_ms
-
-if TYPE_CHECKING:
-    from ledger.policy.model import _Parser
+from ledger.policy.fields import Fields
 
 __all__ = [
     "SYMBOL",
@@ -151,7 +150,7 @@ TOP_KEYS: Final = (
 )
 
 
-def parse_controls(p: _Parser, top: Mapping[str, Any]) -> Controls:
+def parse_controls(p: Fields, top: Mapping[str, Any]) -> Controls:
     groups = _groups(p, top.get("symbol_groups"))
     tiers = _tiers(p, top.get("tiers"))
     prices = None
@@ -171,7 +170,7 @@ def parse_controls(p: _Parser, top: Mapping[str, Any]) -> Controls:
     return Controls(tiers, groups, prices, day, max_override, _require_archive(p, top))
 
 
-def _require_archive(p: _Parser, top: Mapping[str, Any]) -> bool:
+def _require_archive(p: Fields, top: Mapping[str, Any]) -> bool:
     if "audit" not in top:
         return False
     spec = p.mapping(top["audit"], "audit", ("require_archive",))
@@ -183,7 +182,7 @@ def _require_archive(p: _Parser, top: Mapping[str, Any]) -> bool:
     return value
 
 
-def _duration(p: _Parser, value: object, where: str) -> int:
+def _duration(p: Fields, value: object, where: str) -> int:
     try:
         return parse_duration_ms(value, where)
     except InvalidInput as exc:
@@ -191,7 +190,7 @@ def _duration(p: _Parser, value: object, where: str) -> int:
         return 1
 
 
-def _symbols(p: _Parser, value: object, where: str) -> list[str]:
+def _symbols(p: Fields, value: object, where: str) -> list[str]:
     items = p.sequence(value, where)
     if not items:
         p.fail(where, "must list at least one symbol")
@@ -206,7 +205,7 @@ def _symbols(p: _Parser, value: object, where: str) -> list[str]:
     return out
 
 
-def _groups(p: _Parser, value: object) -> dict[str, frozenset[str]]:
+def _groups(p: Fields, value: object) -> dict[str, frozenset[str]]:
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -219,7 +218,7 @@ def _groups(p: _Parser, value: object) -> dict[str, frozenset[str]]:
     return out
 
 
-def _tiers(p: _Parser, value: object) -> dict[str, Tier]:
+def _tiers(p: Fields, value: object) -> dict[str, Tier]:
     if value is None:
         return {}
     if not isinstance(value, dict) or not value:
@@ -256,7 +255,7 @@ def _tiers(p: _Parser, value: object) -> dict[str, Tier]:
     return out
 
 
-def _reference_prices(p: _Parser, value: object) -> ReferencePrices | None:
+def _reference_prices(p: Fields, value: object) -> ReferencePrices | None:
     spec = p.mapping(value, "reference_prices", ("max_age_ms", "max_jump_pct"))
     if spec is None:
         return None
@@ -272,7 +271,7 @@ def _reference_prices(p: _Parser, value: object) -> ReferencePrices | None:
     return ReferencePrices(age, jump)
 
 
-def hundredths(p: _Parser, value: object, where: str) -> int | None:
+def hundredths(p: Fields, value: object, where: str) -> int | None:
     """A positive decimal with at most two places (``"12.5"``) as hundredths (1250)."""
     text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
     if not isinstance(text, str) or not _HUNDREDTHS.fullmatch(text):
@@ -289,7 +288,7 @@ def hundredths(p: _Parser, value: object, where: str) -> int | None:
     return out
 
 
-def _trading_day(p: _Parser, value: object) -> TradingDay:
+def _trading_day(p: Fields, value: object) -> TradingDay:
     spec = p.mapping(value, "trading_day", ("rolls_at", "zone"))
     if spec is None:
         return TradingDay()
@@ -310,7 +309,7 @@ def _trading_day(p: _Parser, value: object) -> TradingDay:
     return TradingDay(rolls_at, zone)
 
 
-def cancel_to_new(p: _Parser, value: object, where: str) -> CancelToNew | None:
+def cancel_to_new(p: Fields, value: object, where: str) -> CancelToNew | None:
     spec = p.mapping(value, where, ("max_ratio", "window_s", "min_messages"))
     if spec is None:
         return None
@@ -330,7 +329,7 @@ def cancel_to_new(p: _Parser, value: object, where: str) -> CancelToNew | None:
     return CancelToNew(ratio, window, minimum)
 
 
-def fill_throttle(p: _Parser, value: object, where: str) -> FillThrottle | None:
+def fill_throttle(p: Fields, value: object, where: str) -> FillThrottle | None:
     spec = p.mapping(value, where, ("trigger_count", "window_s"))
     if spec is None:
         return None
