@@ -15,14 +15,12 @@ instruction.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgpack
 
+from ledger.facade.core import LedgerCore
 from ledger.facade.results import KillResult
-
-if TYPE_CHECKING:
-    from ledger.facade.client import Ledger
 
 __all__ = ["CancelInstruction", "cancel_instructions"]
 
@@ -57,7 +55,7 @@ def _s(value: Any) -> Any:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def cancel_instructions(lg: Ledger, result: KillResult) -> list[CancelInstruction]:
+def cancel_instructions(lg: LedgerCore, result: KillResult) -> list[CancelInstruction]:
     """One instruction per order of ``result`` that is still open, in the kill's order."""
     order_ids = list(dict.fromkeys(result.open_orders))
     if not order_ids:

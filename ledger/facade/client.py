@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import msgpack
 import redis
@@ -24,10 +24,12 @@ import ledger.store.archive as archive
 import ledger.store.policy_store as policy_store
 from ledger._types import RedisClient
 from ledger.errors import InvalidInput, LedgerUnavailable, ReenableRefused, UnknownScope
+from ledger.facade.core import Firms, Unlocated
 from ledger.facade.inputs import text
 from ledger.facade.order import Order, ValidOrder
 from ledger.facade.overrides import Overrides
 from ledger.facade.prices import Prices
+from ledger.facade.reconcile import ReconcileReport, reconcile
 from ledger.facade.results import (
     ARCHIVE_BEHIND,
     BasketDecision,
@@ -47,9 +49,6 @@ from ledger.store.connect import bounded_retry, connect
 from ledger.store.durable import DEFAULT_TIMEOUT_MS, Durability, DurableWrites
 from ledger.store.keys import Keys, check_id
 from ledger.store.scripts import ScriptSet
-
-if TYPE_CHECKING:
-    from ledger.facade.reconcile import ReconcileReport
 
 __all__ = ["Ledger"]
 
@@ -84,19 +83,6 @@ def _leg_args(valid: ValidOrder, firm: str, desk: str) -> list[Any]:
         valid.fingerprint,
         o.venue or "",
     ]
-
-
-#: The firm(s) a caller acts for: one id, several, or None (every firm).
-Firms = str | Iterable[str] | None
-
-
-class _Unlocated(Exception):
-    """No single firm holds the order the caller named (UNKNOWN_ORDER or ambiguous)."""
-
-    def __init__(self, reason: Reason, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 #: Legs of one basket: every leg is decided inside one script call.
@@ -309,7 +295,7 @@ class Ledger:
             # A firm the caller may not see answers as an unknown order: nothing
             # may tell that the id exists elsewhere.
             if account_firm is None or (allowed is not None and account_firm not in allowed):
-                raise _Unlocated(Reason.UNKNOWN_ORDER, "no such order")
+                raise Unlocated(Reason.UNKNOWN_ORDER, "no such order")
             allowed = {account_firm}
         return sorted(allowed) if allowed is not None else None
 
@@ -327,7 +313,7 @@ class Ledger:
         try:
             allowed = self._caller_firms(firm, account)
         except InvalidInput as exc:
-            raise _Unlocated(Reason.INVALID_ORDER, str(exc)) from exc
+            raise Unlocated(Reason.INVALID_ORDER, str(exc)) from exc
         if allowed is not None and len(allowed) == 1:
             return allowed[0]
         firms = allowed if allowed is not None else self._firms
@@ -340,9 +326,9 @@ class Ledger:
         # A rejected id is remembered for idempotency only: it is no order.
         found = [f for f, st in zip(firms, states, strict=True) if st not in (None, "rejected")]
         if not found:
-            raise _Unlocated(Reason.UNKNOWN_ORDER, "no such order")
+            raise Unlocated(Reason.UNKNOWN_ORDER, "no such order")
         if len(found) > 1:
-            raise _Unlocated(
+            raise Unlocated(
                 Reason.INVALID_ORDER,
                 f"order_id: {order_id} is an order of firms {', '.join(found)}; order ids are "
                 "unique per firm: name the firm (firm=) or the account (account=)",
@@ -365,7 +351,7 @@ class Ledger:
         firm: Firms,
         account: str | None,
         run: Callable[[str], list[Any]],
-    ) -> list[Any] | _Unlocated:
+    ) -> list[Any] | Unlocated:
         """``run(firm)`` in the firm that holds the order (see :meth:`_locate`), or
         why no single firm does. ``run`` is named by its firm argument."""
         try:
@@ -375,7 +361,7 @@ class Ledger:
                 before = self._routes.get(f"account:{account}")
                 if self._route(f"account:{account}", refresh=True) != before:
                     raw = run(self._locate(order_id, firm, account))
-        except _Unlocated as exc:
+        except Unlocated as exc:
             return exc
         return raw
 
@@ -636,7 +622,7 @@ class Ledger:
                 [order_id, new_qty, new_price.numerator, new_price.scale, who, self.audit_maxlen],
             ),
         )
-        if isinstance(raw, _Unlocated):
+        if isinstance(raw, Unlocated):
             return Decision.reject(order_id, raw.reason, raw.message)
         d = Decision.from_script(order_id, raw)
         if d.reason is Reason.INVALID_ORDER and not d.message:
@@ -677,7 +663,7 @@ class Ledger:
                 [order_id, who, self.audit_maxlen],
             ),
         )
-        if isinstance(raw, _Unlocated):
+        if isinstance(raw, Unlocated):
             return Decision.reject(order_id, raw.reason, raw.message)
         return Decision.from_script(order_id, raw)
 
@@ -714,7 +700,7 @@ class Ledger:
                 [order_id, reason, who, self.audit_maxlen],
             ),
         )
-        if isinstance(raw, _Unlocated):
+        if isinstance(raw, Unlocated):
             return ReleaseResult(order_id, raw.reason, message=raw.message)
         return ReleaseResult(order_id, Reason(_s(raw[0])), int(raw[1]), bool(raw[2]))
 
@@ -773,7 +759,7 @@ class Ledger:
                 ],
             ),
         )
-        if isinstance(raw, _Unlocated):
+        if isinstance(raw, Unlocated):
             return FillResult(order_id, fill_id, raw.reason, message=raw.message)
         return FillResult(
             order_id,
@@ -988,8 +974,6 @@ class Ledger:
         """Compare a drop copy (order and fill records) with the ledger; with ``apply``,
         repair each order atomically (:mod:`ledger.reconcile`). ``firm``: the firms the
         caller acts for (others' accounts are reported unknown, never touched)."""
-        from ledger.facade.reconcile import reconcile
-
         return reconcile(self, records, by=by, reason=reason, apply=apply, firm=firm)
 
     def check(self) -> views.CheckReport:

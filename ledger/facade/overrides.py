@@ -20,19 +20,17 @@ import builtins
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import msgpack
 
 from ledger.errors import InvalidInput, LedgerError, UnknownScope
+from ledger.facade.core import LedgerCore
 from ledger.facade.inputs import node_scope, text
 from ledger.policy.durations import parse_duration_ms
 from ledger.policy.model import MONEY_LIMITS
 from ledger.policy.money import parse_money, parse_qty
 from ledger.reasons import Reason
-
-if TYPE_CHECKING:
-    from ledger.facade.client import Ledger
 
 __all__ = [
     "OVERRIDABLE",
@@ -190,7 +188,7 @@ def _duration(duration_ms: int | None, duration: str | None) -> int:
 class Overrides:
     """``ledger.overrides``: request, approve, reject, cancel and list overrides."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: LedgerCore) -> None:
         self._lg = ledger
 
     def request(

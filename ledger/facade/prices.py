@@ -13,18 +13,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import msgpack
 
 from ledger.errors import InvalidInput, ReenableRefused
+from ledger.facade.core import LedgerCore
 from ledger.facade.inputs import text
 from ledger.facade.states import audit_refused, check_reenabler
 from ledger.policy.controls import SYMBOL
 from ledger.policy.money import Price, parse_price
-
-if TYPE_CHECKING:
-    from ledger.facade.client import Ledger
 
 __all__ = [
     "Prices",
@@ -182,7 +180,7 @@ def _halt(blob: bytes) -> Halt:
 class Prices:
     """Reference prices of every firm: ``ledger.prices.set({"AAPL": "187.25"}, by="feed")``."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: LedgerCore) -> None:
         self._lg = ledger
 
     def _per_firm(self, firms: list[str], call: Callable[[str, Any], Any]) -> list[Any]:

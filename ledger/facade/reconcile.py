@@ -24,20 +24,18 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import msgpack
 
 from ledger.errors import InvalidInput
+from ledger.facade.core import LedgerCore, Unlocated
 from ledger.facade.inputs import text
 from ledger.facade.order import Order
 from ledger.facade.results import UtilizationRow
 from ledger.policy.money import Price, notional_minor, parse_price, parse_qty
 from ledger.reasons import Reason
 from ledger.store.keys import check_id
-
-if TYPE_CHECKING:
-    from ledger.facade.client import Ledger
 
 __all__ = [
     "OPEN_STATUSES",
@@ -293,7 +291,7 @@ def _group(items: list[VenueOrder | VenueFill]) -> tuple[dict[str, VenueOrder], 
 
 
 def reconcile(
-    ledger: Ledger,
+    ledger: LedgerCore,
     records: Iterable[Mapping[str, Any]] | Iterable[VenueOrder | VenueFill],
     *,
     by: str,
@@ -375,7 +373,7 @@ def reconcile(
 
 
 def _read_held(
-    ledger: Ledger,
+    ledger: LedgerCore,
     firm_of: dict[str, str],
     fills_of: dict[str, list[VenueFill]],
     allowed: list[str] | None,
@@ -388,11 +386,9 @@ def _read_held(
     k = ledger.keys
     for oid, located in list(firm_of.items()):
         if not located:
-            from ledger.facade.client import _Unlocated
-
             try:
                 firm_of[oid] = ledger._locate(oid, allowed, None)
-            except _Unlocated:
+            except Unlocated:
                 # Unknown, or held by several firms: reported, not repaired.
                 del firm_of[oid]
     ids = list(firm_of)
@@ -449,7 +445,7 @@ def _compare(
 
 
 def _not_in_drop_copy(
-    ledger: Ledger, accounts: dict[str, str], named: set[str]
+    ledger: LedgerCore, accounts: dict[str, str], named: set[str]
 ) -> list[Difference]:
     """Orders open in the ledger for an account the drop copy names, but absent from it."""
     if not accounts:
@@ -472,7 +468,7 @@ def _not_in_drop_copy(
 
 
 def _repair(
-    ledger: Ledger,
+    ledger: LedgerCore,
     h: _Held,
     oid: str,
     vo: VenueOrder | None,
@@ -542,7 +538,7 @@ def _repair(
     )
 
 
-def _scopes(ledger: Ledger, firm: str, oid: str) -> set[str]:
+def _scopes(ledger: LedgerCore, firm: str, oid: str) -> set[str]:
     """The five nodes of a stored order."""
     blob = ledger._call(ledger.redis.hget, ledger.keys.order(firm, oid), "o")
     if blob is None:

@@ -16,16 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import msgpack
 
 from ledger.errors import InvalidInput, ReenableRefused, UnknownScope
+from ledger.facade.core import LedgerCore
 from ledger.facade.inputs import node_scope, text
 from ledger.reasons import Reason
-
-if TYPE_CHECKING:
-    from ledger.facade.client import Ledger
 
 __all__ = [
     "SYSTEM_PREFIX",
@@ -57,7 +55,7 @@ def check_reenabler(by: str, trigger: str | None = None) -> None:
         raise ReenableRefused(f"by: {by!r} set this automatically; someone else must re-enable it")
 
 
-def audit_refused(lg: Ledger, firms: Iterable[str | None], record: dict[str, Any]) -> None:
+def audit_refused(lg: LedgerCore, firms: Iterable[str | None], record: dict[str, Any]) -> None:
     """Record a refused re-enable (``code`` REENABLE_REFUSED) in each firm's audit stream
     (None: the global one), when it is refused before any script could record it."""
     blob = msgpack.packb({**record, "code": Reason.REENABLE_REFUSED.value})
@@ -133,7 +131,7 @@ class ScopeState:
 class States:
     """``ledger.states``: set, lift and list the runtime states of one ledger."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: LedgerCore) -> None:
         self._lg = ledger
 
     def set(self, scope: str, state: str, *, by: str, reason: str) -> StateChange:

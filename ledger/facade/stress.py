@@ -12,18 +12,16 @@ from __future__ import annotations
 import builtins
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import msgpack
 
 from ledger.errors import InvalidInput, UnknownScope
+from ledger.facade.core import LedgerCore
 from ledger.facade.effective import FACTOR_SCALE, format_factor
 from ledger.facade.inputs import node_scope, text
 from ledger.policy.money import parse_money
 from ledger.reasons import Reason
-
-if TYPE_CHECKING:
-    from ledger.facade.client import Ledger
 
 __all__ = [
     "FACTOR_SCALE",
@@ -116,7 +114,7 @@ class StressChange:
 class Stress:
     """``ledger.stress``: put nodes under stress, lift it, list it."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: LedgerCore) -> None:
         self._lg = ledger
 
     def on(self, scope: str, factor: str | int | Decimal, *, by: str, reason: str) -> StressChange:
