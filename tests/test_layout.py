@@ -9,6 +9,7 @@ that is not counted, so a package's ``__init__`` must only gather names from bel
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
@@ -282,3 +283,18 @@ def test_an_import_up_the_layers_fails() -> None:
         "ledger.store.keys (store) imports ledger.facade.client (facade)",
     ]
     assert circles(graph) == [["ledger.facade.client", "ledger.store.keys", "ledger.facade.client"]]
+
+
+@pytest.mark.parametrize(
+    ("old_path", "names"),
+    [
+        ("ledger", ("Ledger", "Order", "Decision", "Policy", "Reason", "LedgerUnavailable")),
+        ("ledger.policy", ("Policy", "Node", "KINDS", "load_policy_file", "parse_policy")),
+        ("ledger.durable", ("NotDurable", "from_env", "Durability")),
+        ("ledger.cancels", ("cancel_instructions", "CancelInstruction")),
+    ],
+)
+def test_documented_import_paths_keep_working(old_path: str, names: tuple[str, ...]) -> None:
+    module = importlib.import_module(old_path)
+    missing = [n for n in (*names, *getattr(module, "__all__", ())) if not hasattr(module, n)]
+    assert missing == []
