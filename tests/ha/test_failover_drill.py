@@ -22,7 +22,8 @@ from gateway import create_app
 from ledger import Ledger, Order, load_policy_file
 from ledger.cli import cli
 from ledger.facade.views import aggregates
-from ledger.ops.drills import Answer, _failover_report, _start, failover_verdicts
+from ledger.ops.drills.failover import Answer, _failover_report, failover_verdicts
+from ledger.ops.drills.probes import _start
 from ledger.store.tokens import Role, TokenStore
 from tests.ha.conftest import Sentinels
 
