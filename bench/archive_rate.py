@@ -4,7 +4,7 @@ On a private server (``ledger.embedded``), one process reserves and releases
 ``N`` orders (two audit records each) in two firms with no limits, in
 alternating blocks: firm ``G`` has no archiver registered, firm ``F`` has one
 (the scripts' extra ``XINFO GROUPS``), so a busy machine slows both alike.
-Then ``ledger.archive.Archiver`` drains F's backlog into segment files
+Then ``ledger.audit.Archiver`` drains F's backlog into segment files
 (written and fsynced before each acknowledgement, as in production) and
 ``verify`` reads them back. Prints decisions/s, records/s and the ratio.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 import redis
 
 from ledger import Ledger, Order, parse_policy
-from ledger.store.archive import Archiver, register, verify
+from ledger.audit import Archiver, register, verify
 from ledger.store.embedded import EmbeddedRedis
 
 POLICY = {

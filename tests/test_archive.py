@@ -1,4 +1,4 @@
-"""The audit archive (ledger/archive.py): segments, the hash chain, restarts, trimming,
+"""The audit archive (ledger/audit/): segments, the hash chain, restarts, trimming,
 ``audit.require_archive``, verify and search, against the tests' real servers.
 
 "Records written" is counted by Redis itself: ``entries-added`` of each stream
@@ -23,8 +23,7 @@ import redis
 from click.testing import CliRunner
 
 from ledger import Ledger, Reason
-from ledger.cli import cli
-from ledger.store.archive import (
+from ledger.audit import (
     GLOBAL_NAME,
     Archiver,
     ArchiverBusy,
@@ -33,6 +32,7 @@ from ledger.store.archive import (
     segments,
     verify,
 )
+from ledger.cli import cli
 from tests.fakeclock.plugin import Clock
 from tests.helpers import TIGHT, load, order
 
@@ -250,7 +250,7 @@ def test_verify_names_an_edited_field(archived: Path, tmp_path: Path) -> None:
 
 
 def test_verify_names_an_edit_with_its_hash_recomputed(archived: Path, tmp_path: Path) -> None:
-    from ledger.store.archive import chain_hash
+    from ledger.audit import chain_hash
 
     def edit(rows: list[str]) -> list[str]:
         doc = json.loads(rows[2])

@@ -25,6 +25,8 @@ LAYERS: list[tuple[str, int, tuple[str, ...]]] = [
     ("policy", 1, ("ledger.policy.*",)),
     ("store", 2, ("ledger.store.*",)),
     ("facade", 3, ("ledger.facade.*",)),
+    # The archive on disk: the store below it, and nothing of the facade.
+    ("audit", 3, ("ledger.audit.*",)),
     ("ops", 4, ("ledger.ops.*",)),
     # The public API: the package itself, and old module paths kept for callers.
     ("api", 5, ("ledger", "ledger.cancels", "ledger.durable")),

@@ -1,4 +1,4 @@
-"""``ledger audit archive / verify / search``: the audit archive on disk (ledger/archive.py).
+"""``ledger audit archive / verify / search``: the audit archive on disk (ledger/audit/).
 
 ``archive`` copies every audit stream into hash-chained daily segments;
 ``verify`` and ``search`` read a directory only and never connect to Redis.
@@ -16,8 +16,8 @@ from typing import Any
 
 import click
 
+import ledger.audit as arc
 import ledger.cli.render as fmt
-import ledger.store.archive as arc
 
 __all__ = ["archive", "verify", "search", "lag_dicts", "lag_lines"]
 

@@ -20,7 +20,7 @@ import msgpack
 import redis
 
 import ledger.facade.views as views
-import ledger.store.archive as archive
+import ledger.store.audit_streams as archive
 import ledger.store.policy_store as policy_store
 from ledger._types import RedisClient
 from ledger.errors import InvalidInput, LedgerUnavailable, ReenableRefused, UnknownScope

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgpack
 
-import ledger.store.archive as archive
+import ledger.store.audit_streams as archive
 from ledger._types import RedisClient
 from ledger.errors import LedgerError
 from ledger.policy.model import Node, Policy

@@ -144,7 +144,7 @@ def test_an_order_is_503_while_the_audit_archive_is_behind(
 
     from gateway import get_ledger
     from ledger import parse_policy
-    from ledger.store.archive import Archiver
+    from ledger.audit import Archiver
     from tests.conftest import EXAMPLE_POLICY
 
     doc = yaml.safe_load(EXAMPLE_POLICY.read_text())

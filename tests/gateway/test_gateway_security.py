@@ -402,7 +402,7 @@ def test_the_cli_logs_in_from_the_environment_and_only_admin_makes_tokens(acl_se
 def test_the_gateway_user_may_do_what_durability_and_the_archive_ask(acl_server, admin):
     """With durability on, each call also PUBLISHes on ledger:durable and WAITs; with an
     archiver registered, each script reads XINFO GROUPS: the ACL must allow all three."""
-    from ledger.store.archive import register
+    from ledger.audit import register
 
     register(admin.redis, admin.keys.audit("ACME"))
     url = acl_server.url("gateway", GATEWAY_PW)
