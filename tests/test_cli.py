@@ -24,7 +24,7 @@ import redis
 import yaml
 from click.testing import CliRunner, Result
 
-import ledger.cli as cli_module
+import ledger.cli.audit as audit_commands
 from ledger import Ledger, Order, load_policy_file, parse_policy
 from ledger.cli import cli
 from ledger.errors import PolicyError
@@ -350,7 +350,7 @@ def test_audit_follow_prints_new_records_until_ctrl_c(
         else:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_module, "_sleep", fake_sleep)
+    monkeypatch.setattr(audit_commands, "_sleep", fake_sleep)
     result = run("audit", "tail", "-n", "1", "--follow", "--interval", "0.5")
     assert result.exit_code == 0
     assert polls == [0.5, 0.5, 0.5]

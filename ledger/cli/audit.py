@@ -1,4 +1,6 @@
-"""``ledger audit archive / verify / search``: the audit archive on disk (ledger/audit/).
+"""``ledger audit tail / archive / verify / search``: the audit trail, and its archive on disk.
+
+``tail`` reads the streams in Redis; the archive is :mod:`ledger.audit`.
 
 ``archive`` copies every audit stream into hash-chained daily segments;
 ``verify`` and ``search`` read a directory only and never connect to Redis.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +21,12 @@ import click
 
 import ledger.audit as arc
 import ledger.cli.render as fmt
+from ledger.cli.root import Settings, json_option, pass_settings
+from ledger.facade.client import Ledger
+from ledger.facade.views import audit_json
+from ledger.ops.audit_follow import AuditFollower
 
-__all__ = ["archive", "verify", "search", "lag_dicts", "lag_lines"]
+__all__ = ["audit", "archive", "verify", "search", "lag_dicts", "lag_lines"]
 
 _json = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
@@ -169,3 +176,60 @@ def lag_lines(lags: list[arc.StreamLag]) -> list[str]:
         state = "no archiver" if x.backlog is None else f"{x.backlog} not archived"
         lines.append(f"  {name}: {x.length} in stream, {state}")
     return lines
+
+
+#: The follow loop's pause; a module attribute so that tests can bound the loop.
+_sleep = time.sleep
+
+
+@click.group()
+def audit() -> None:
+    """Read the audit trail."""
+
+
+def _follow(lg: Ledger, shown: list[dict[str, Any]], count: int, interval_s: float) -> None:
+    """Print every record appended after ``shown`` until Ctrl-C."""
+    follower = AuditFollower(lg, shown, count)
+    try:
+        while True:
+            for record in follower.poll():
+                click.echo(audit_json(record))
+            if not follower.behind:
+                _sleep(interval_s)
+    except KeyboardInterrupt:
+        return
+
+
+@audit.command()
+@click.option(
+    "-n",
+    "count",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="How many of the newest records to print.",
+)
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new records until Ctrl-C.")
+@click.option(
+    "--interval",
+    "interval_s",
+    type=click.FloatRange(min=0.01),
+    default=1.0,
+    show_default=True,
+    help="Seconds between polls with --follow.",
+)
+@json_option
+@pass_settings
+def tail(settings: Settings, count: int, follow: bool, interval_s: float, as_json: bool) -> None:
+    """The newest audit records of every stream, oldest first, as JSON lines (always)."""
+    lg = settings.ledger()
+    records = lg.audit_tail(count)
+    for record in records:
+        click.echo(audit_json(record))
+    if follow:
+        _follow(lg, records, count, interval_s)
+
+
+audit.add_command(archive)
+audit.add_command(verify)
+audit.add_command(search)
