@@ -1,4 +1,4 @@
-"""Exceptions. A reject is a value (:class:`ledger.results.Decision`); these are failures."""
+"""Exceptions. A reject is a value (:class:`ledger.facade.results.Decision`); these are failures."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Reason codes: the one table shared by Python and the Lua scripts.
 
-The script loader (:mod:`ledger.scripts`) injects this table into every Lua
+The script loader (:mod:`ledger.store.scripts`) injects this table into every Lua
 script as ``R``, with a metatable that raises on any name not listed here, so
 a script can only ever return a code that Python knows. ``tests/test_reasons.py``
 also checks every ``R.NAME`` spelled in ``lua/`` against this table.

@@ -159,7 +159,7 @@ def test_every_include_exists_and_every_code_is_resolved(path: Path) -> None:
 
 @pytest.fixture
 def lua_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of lua/ that ``ledger.scripts.source`` reads instead of the real one."""
+    """A copy of lua/ that ``ledger.store.scripts.source`` reads instead of the real one."""
     shutil.copytree(LUA, tmp_path / "lua")
     monkeypatch.setattr(scripts, "lua_dir", lambda: tmp_path / "lua")
     return tmp_path / "lua"

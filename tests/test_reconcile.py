@@ -1,4 +1,4 @@
-"""Reconciliation against a drop copy (ledger/reconcile.py, lua/reconcileOrder-6.lua)."""
+"""Reconciliation against a drop copy (ledger/facade/reconcile.py, lua/reconcileOrder-6.lua)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ deployment.
 
 Probes go through the gateways named with ``--gateway URL`` (repeatable) with
 an ``order-entry`` token (``--token`` or ``LEDGER_DRILL_TOKEN``), on a drill
-account of the policy (:mod:`ledger.drills`). Exit codes: 0 every control
+account of the policy (:mod:`ledger.ops.drills`). Exit codes: 0 every control
 held, 1 bad input or a control that did not hold, 2 ledger unavailable.
 """
 

@@ -1,7 +1,7 @@
 """``ledger reconcile FILE --by NAME``: compare a drop copy with the ledger, and repair it.
 
 FILE holds the venue's (or the OMS's) orders and fills, JSON lines or CSV
-(:mod:`ledger.reconcile`; example: examples/dropcopy.jsonl). Every difference
+(:mod:`ledger.facade.reconcile`; example: examples/dropcopy.jsonl). Every difference
 is printed; ``--apply`` repairs each order atomically and audits it with
 ``--by`` and ``--reason``. Exit codes: 0 nothing is left for a person (no
 difference, or every one repaired with no limit exceeded), 1 differences
@@ -81,7 +81,7 @@ def reconcile(file: str, by: str, reason: str, apply: bool, as_json: bool) -> No
         records = read_drop_copy(file)
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput("FILE", f"{file}: cannot read it ({exc})") from exc
-    # The root command's settings own the connection (see ledger.cli_state).
+    # The root command's settings own the connection (see ledger.cli.state).
     lg: Ledger = click.get_current_context().find_root().obj.ledger()
     report = lg.reconcile(records, by=by, reason=reason, apply=apply)
     click.echo(fmt.to_json(report.to_dict()) if as_json else "\n".join(report_lines(report)))

@@ -6,7 +6,7 @@ context object when there is one (``redis_url``/``prefix`` attributes, or a
 ``--redis-url``/``--prefix`` or ``LEDGER_REDIS_URL``/``LEDGER_PREFIX``.
 
 Tokens are keyed with ``LEDGER_TOKEN_SECRET``, the gateways' secret (see
-:mod:`ledger.tokens`); without it every command exits 1 saying so.
+:mod:`ledger.store.tokens`); without it every command exits 1 saying so.
 
 Exit codes follow the ``ledger`` command: 0 done, 1 bad input, 2 ledger
 unavailable. Errors are one line on stderr.

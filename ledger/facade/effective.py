@@ -29,7 +29,7 @@ from ledger.policy.model import MONEY_LIMITS, Node, Policy
 from ledger.policy.money import format_minor
 from ledger.store.keys import Keys
 
-#: A stress factor is kept as whole millionths: 0.5 is 500000 (ledger/stress.py).
+#: A stress factor is kept as whole millionths: 0.5 is 500000 (ledger/facade/stress.py).
 FACTOR_SCALE: Final = 1_000_000
 
 

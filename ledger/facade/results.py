@@ -277,7 +277,7 @@ class UtilizationRow:
     """One node and one limit: how much of it is used.
 
     ``limit`` is the limit in force (an override, scaled by stress; see
-    :mod:`ledger.effective`), ``policy_limit`` the policy's value beside it.
+    :mod:`ledger.facade.effective`), ``policy_limit`` the policy's value beside it.
     """
 
     scope: str

@@ -144,7 +144,7 @@ def _row(node: Node, name: str, used: int, shadow: bool, limit: Limit) -> Utiliz
 def _node_rows(
     node: Node, agg: Aggregates, policy: Policy, controls: Controls
 ) -> list[UtilizationRow]:
-    """The node's exposure rows against the limits in force (:mod:`ledger.effective`)."""
+    """The node's exposure rows against the limits in force (:mod:`ledger.facade.effective`)."""
     lim = node.limits
     rows = []
     for name, used, cap in (

@@ -14,7 +14,7 @@ The policy document itself is read only when its revision changed
 node and limit, per tier symbol, per active kill or state, per audit stream,
 per replica.
 
-The limit in force is :mod:`ledger.effective`'s rule and code, applied to the
+The limit in force is :mod:`ledger.facade.effective`'s rule and code, applied to the
 controls hash of step 2, so that a gauge and ``utilization`` always agree.
 """
 
@@ -60,7 +60,7 @@ class LimitRow:
     limit: str
     used: int
     #: The policy's value after an override in force and stress (money limits),
-    #: as :meth:`ledger.effective.Controls.limit` has it.
+    #: as :meth:`ledger.facade.effective.Controls.limit` has it.
     in_force: int
     policy: int
     shadow: bool

@@ -1,6 +1,6 @@
 """What a policy leaves at risk: the tightest ceiling on every node and every trading path.
 
-Pure Python, no Redis: it reads a validated :class:`~ledger.policy.Policy` and
+Pure Python, no Redis: it reads a validated :class:`~ledger.policy.model.Policy` and
 answers the question a risk officer asks before a policy ships — "what is the
 most notional this can build, and where can it build without limit?".
 

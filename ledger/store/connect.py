@@ -7,7 +7,7 @@ the same environment:
 * ``redis://[user:password@]host:port/db`` or ``rediss://...`` (TLS);
 * ``redis+sentinel://host:port[,host:port...]/service[/db]`` (or
   ``rediss+sentinel://``): the primary Sentinel names, found again after a
-  failover (:mod:`ledger.sentinel`);
+  failover (:mod:`ledger.store.sentinel`);
 * ``LEDGER_REDIS_USERNAME`` / ``LEDGER_REDIS_PASSWORD``: an ACL user and its
   password, so that a secret need not sit in a URL (what the URL names wins);
 * ``LEDGER_REDIS_TLS_CA`` (CA bundle the server's certificate must chain to),

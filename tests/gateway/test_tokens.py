@@ -1,4 +1,4 @@
-"""ledger/tokens.py and the ``ledger token`` commands (ledger/cli_token.py), on a real server."""
+"""ledger/store/tokens.py and the ``ledger token`` group (ledger/cli/token.py), on a real server."""
 
 from __future__ import annotations
 
