@@ -148,7 +148,7 @@ class Ledger:
         client: a redis-py client (``decode_responses`` must be off). A
             ``redis.Redis`` that would retry more (redis-py's default backs
             off for seconds) is given the ledger's retry policy
-            (:data:`ledger.connect.RETRY`: one immediate retry on a broken
+            (:data:`ledger.store.connect.RETRY`: one immediate retry on a broken
             connection, none on a timeout).
         prefix: key prefix, ``ledger`` by default.
         cluster: key layout for Redis Cluster (global kill mirrored per firm).
@@ -156,7 +156,7 @@ class Ledger:
         audit_maxlen: approximate length each audit stream is trimmed to.
         reject_ttl_ms: how long a rejected order id is remembered for idempotency.
         durable_replicas: replicas that must hold each change before it is
-            acknowledged (ledger/durable.py); 0, the default, does not wait.
+            acknowledged (ledger/store/durable.py); 0, the default, does not wait.
         durable_timeout_ms: how long to wait for them before failing closed.
         durable_fsync: the replicas must have fsynced it too (WAITAOF).
     """
@@ -200,11 +200,11 @@ class Ledger:
         cls, url: str, *, timeout_s: float = 1.0, cluster: bool = False, **kwargs: Any
     ) -> Ledger:
         """Connect to ``redis[s]://[user:password@]host:port/db`` or a Sentinel URL
-        (``redis+sentinel://``, see :mod:`ledger.sentinel`); ``timeout_s`` bounds every
+        (``redis+sentinel://``, see :mod:`ledger.store.sentinel`); ``timeout_s`` bounds every
         call, and with ``durable_replicas`` a call may wait ``durable_timeout_ms`` more.
 
         Credentials and TLS files may also come from ``LEDGER_REDIS_*`` (see
-        :mod:`ledger.connect`).
+        :mod:`ledger.store.connect`).
         """
         if kwargs.get("durable_replicas"):
             timeout_s += kwargs.get("durable_timeout_ms", DEFAULT_TIMEOUT_MS) / 1000
@@ -972,7 +972,7 @@ class Ledger:
         firm: Firms = None,
     ) -> ReconcileReport:
         """Compare a drop copy (order and fill records) with the ledger; with ``apply``,
-        repair each order atomically (:mod:`ledger.reconcile`). ``firm``: the firms the
+        repair each order atomically (:mod:`ledger.facade.reconcile`). ``firm``: the firms the
         caller acts for (others' accounts are reported unknown, never touched)."""
         return reconcile(self, records, by=by, reason=reason, apply=apply, firm=firm)
 

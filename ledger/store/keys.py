@@ -33,7 +33,7 @@ Per firm (slot of ``{F}``):
                                        ``f|FILL_ID`` per fill seen (lua/includes/path.lua)
 ``P:{F}:audit``                stream  msgpack audit records of the firm, bounded length; with
                                        the consumer group ``archive``, unarchived ones are
-                                       never trimmed (ledger/archive.py)
+                                       never trimmed (ledger/audit/)
 ``P:{F}:controls``             hash    runtime switches that policy loads keep: strategy
                                        and account state ``s|S``, stress ``x|S``, overrides
                                        in force ``o|S`` (docs/controls-layout.md)
@@ -44,7 +44,7 @@ Per firm (slot of ``{F}``):
 ``P:{F}:durable``              string  Redis Cluster with durable acknowledgement only:
                                        written (empty) before each WAIT on the firm's
                                        shard, so that a replayed decision still waits for
-                                       that shard's replicas (ledger/durable.py); a wait
+                                       that shard's replicas (ledger/store/durable.py); a wait
                                        after many steps writes ``P:{nI}:durable`` on
                                        each primary (``I`` the first number whose slot
                                        the primary owns)
@@ -68,13 +68,13 @@ Global (not firm-tagged; never touched by an order decision except the kill):
                                        the load swaps anything)
 ``P:audit``                    stream  global audit: policy loads, global kills
 ``P:tokens``                   hash    gateway API tokens: sha256 of token -> role, name,
-                                       desks (ledger/tokens.py); only hashes are stored
+                                       desks (ledger/store/tokens.py); only hashes are stored
 ``P:events``                   pubsub  kill and unkill events the gateways publish
 ``P:durable``                  pubsub  nothing listens: the PUBLISH before each durability
                                        WAIT, so that it covers a replayed decision too
-                                       (ledger/durable.py)
+                                       (ledger/store/durable.py)
 ``P:archive:lease``            string  the running audit archiver's name, expiring unless
-                                       renewed (ledger/archive.py): one archiver at a time
+                                       renewed (ledger/audit/): one archiver at a time
 =============================  ======  ==================================================
 
 One aggregate hash and one index per firm (rather than a key per node)

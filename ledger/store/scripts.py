@@ -111,7 +111,7 @@ class _Bound:
     script: Script
     #: The file under lua/ this script was loaded from.
     filename: str
-    #: The durability wait (ledger/durable.py) every direct call is sent with, if on.
+    #: The durability wait (ledger/store/durable.py) every direct call is sent with, if on.
     durable: DurableWrites | None = None
 
     def __call__(self, keys: list[str], args: list[Any], client: Any = None) -> Any:
