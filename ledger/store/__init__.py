@@ -1,1 +1,1 @@
-"""The store layer: keys, Lua scripts, the policy's layout in Redis, connections, the archive."""
+"""The store layer: keys, Lua scripts, the policy's layout in Redis, connections, tokens."""
