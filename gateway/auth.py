@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 
 from flask import g, request
 
-from gateway import get_ledger, get_tokens, metrics
+import gateway.metrics as metrics
+from gateway.connection import get_ledger, get_tokens
 from gateway.errors import ApiCode, ApiError
 from ledger.tokens import Principal, Role
 

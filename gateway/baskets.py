@@ -16,8 +16,8 @@ from typing import Any
 
 from flask import Blueprint, Response, g
 
-from gateway import get_ledger
 from gateway.auth import caller_firms, requires
+from gateway.connection import get_ledger
 from gateway.errors import ApiError, invalid
 from gateway.orders import ORDER_FIELDS, ORDER_OPTIONAL, status_for
 from gateway.wire import read_body, respond, take

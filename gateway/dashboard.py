@@ -34,8 +34,10 @@ from flask import (
 )
 from werkzeug.wrappers import Response as BaseResponse
 
-from gateway import get_ledger, history, scoping
+import gateway.history as history
+import gateway.scoping as scoping
 from gateway.auth import COOKIE, authenticate
+from gateway.connection import get_ledger
 from ledger.client import Ledger
 from ledger.money import format_minor
 from ledger.policy import KINDS, Policy

@@ -22,8 +22,8 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g
 
-from gateway import get_ledger
 from gateway.auth import requires
+from gateway.connection import get_ledger
 from gateway.errors import ApiCode, ApiError, invalid
 from gateway.wire import read_body, respond, take
 from ledger.drills import (

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app
 
-from gateway import get_ledger, ledger_metrics, metrics
+import gateway.ledger_metrics as ledger_metrics
+import gateway.metrics as metrics
 from gateway.auth import presented
+from gateway.connection import get_ledger
 from gateway.wire import respond
 from ledger.errors import LedgerUnavailable
 

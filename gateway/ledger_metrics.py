@@ -33,7 +33,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from gateway import get_ledger, history
+import gateway.history as history
+from gateway.connection import get_ledger
 from ledger.errors import LedgerUnavailable
 from ledger.monitor import Monitor, Snapshot
 from ledger.tokens import Role

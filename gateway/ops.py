@@ -19,8 +19,10 @@ from typing import Any
 import redis
 from flask import Blueprint, Response, current_app, g, request
 
-from gateway import get_ledger, metrics, scoping
+import gateway.metrics as metrics
+import gateway.scoping as scoping
 from gateway.auth import requires
+from gateway.connection import get_ledger
 from gateway.errors import ApiCode, ApiError, invalid
 from gateway.events import publish
 from gateway.wire import read_body, respond, take

@@ -15,8 +15,9 @@ from typing import Any
 
 from flask import Blueprint, Response, g, request
 
-from gateway import get_ledger, metrics
+import gateway.metrics as metrics
 from gateway.auth import caller_firms, requires
+from gateway.connection import get_ledger
 from gateway.wire import peek, read_body, respond, take
 from ledger.order import Order
 from ledger.reasons import Reason

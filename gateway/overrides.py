@@ -20,9 +20,10 @@ from typing import Any
 
 from flask import Blueprint, Response, g
 
-from gateway import get_ledger
 from gateway.auth import requires
-from gateway.errors import ApiCode, ApiError, handle_api_error, invalid
+from gateway.connection import get_ledger
+from gateway.error_handlers import handle_api_error
+from gateway.errors import ApiCode, ApiError, invalid
 from gateway.wire import read_body, respond, take
 from ledger.overrides import OverrideRefused, UnknownOverride
 from ledger.tokens import Principal, Role

@@ -16,8 +16,9 @@ from typing import Any
 
 from flask import Blueprint, Response, g, request
 
-from gateway import get_ledger, scoping
+import gateway.scoping as scoping
 from gateway.auth import requires
+from gateway.connection import get_ledger
 from gateway.errors import invalid
 from gateway.wire import read_body, respond, take
 from ledger.prices import PriceStatus

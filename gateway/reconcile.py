@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g
 
-from gateway import get_ledger
 from gateway.auth import caller_firms, requires
+from gateway.connection import get_ledger
 from gateway.errors import invalid
 from gateway.wire import read_body, respond
 from ledger.tokens import Principal, Role

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g
 
-from gateway import get_ledger, scoping
+import gateway.scoping as scoping
 from gateway.auth import requires
+from gateway.connection import get_ledger
 from gateway.errors import invalid
 from gateway.wire import read_body, respond, take
 from ledger.states import STATES

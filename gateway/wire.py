@@ -8,6 +8,8 @@ from typing import Any
 import msgpack
 from flask import Response, g, request
 
+from gateway.errors import ApiCode, ApiError, invalid
+
 __all__ = ["JSON", "MSGPACK", "read_body", "peek", "take", "respond", "wants_msgpack"]
 
 JSON = "application/json"
@@ -42,8 +44,6 @@ def _raw_body() -> bytes:
     so one more byte is asked of the server's own stream: if there is one, the
     body was larger, and the answer is 413 without reading the rest.
     """
-    from gateway.errors import ApiCode, ApiError
-
     raw = request.get_data(cache=True)
     limit = request.max_content_length
     if request.content_length is None and limit is not None and len(raw) >= limit:
@@ -60,8 +60,6 @@ def read_body(*, required: bool = True) -> dict[str, Any]:
     msgpack when ``Content-Type`` is ``application/msgpack``, JSON otherwise.
     An empty body is ``{}`` where the route has no required field.
     """
-    from gateway.errors import invalid
-
     parsed: dict[str, Any] | None = g.get("body")
     if parsed is not None:
         return parsed
@@ -99,8 +97,6 @@ def _duplicate(key: object) -> str:
 
 def peek(field: str) -> Any:
     """A top-level field of the body if it parses, else None; never raises."""
-    from gateway.errors import ApiError
-
     try:
         return read_body().get(field)
     except ApiError:
@@ -111,8 +107,6 @@ def take(
     body: dict[str, Any], required: tuple[str, ...], optional: tuple[str, ...] = ()
 ) -> dict[str, Any]:
     """The named fields; a 400 naming any missing, null or unknown field."""
-    from gateway.errors import invalid
-
     unknown = sorted(str(k) for k in body if k not in required and k not in optional)
     if unknown:
         raise invalid("unknown field(s): " + ", ".join(unknown))
