@@ -36,6 +36,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 import gateway.history as history
 import gateway.scoping as scoping
+from gateway.api import api
 from gateway.auth import COOKIE, authenticate
 from gateway.connection import get_ledger
 from ledger.client import Ledger
@@ -218,7 +219,23 @@ def _with_cookie(resp: BaseResponse) -> BaseResponse:
     return resp
 
 
+_AUTH = {
+    401: ("No token, or an unknown or revoked one (UNAUTHORIZED).", None),
+    403: ("The token's role is not ops or desk-head (FORBIDDEN).", None),
+    503: ("Redis unreachable, slow or failing (RISK_UNAVAILABLE).", None),
+}
+_BROWSER = (
+    "The token, as a browser can send it (else the Authorization header or the `ledger_token` "
+    "cookie); the page moves it to the cookie."
+)
+
+
 @bp.get("/dashboard")
+@api(
+    answers={200: ("The page.", "text/html"), **_AUTH},
+    roles=_ROLES,
+    query={"token": _BROWSER},
+)
 def page() -> BaseResponse:
     """The whole page. A token given in the query moves to the cookie, out of the address bar."""
     principal = authenticate(_ROLES, browser=True)
@@ -228,6 +245,7 @@ def page() -> BaseResponse:
 
 
 @bp.get("/dashboard/live")
+@api(answers={200: ("The fragment.", "text/html"), **_AUTH}, roles=_ROLES)
 def live() -> BaseResponse:
     """The live part of the page, fetched by the page itself to refresh."""
     principal = authenticate(_ROLES, browser=True)

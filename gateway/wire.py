@@ -9,8 +9,9 @@ import msgpack
 from flask import Response, g, request
 
 from gateway.errors import ApiCode, ApiError, invalid
+from gateway.fields import kind
 
-__all__ = ["JSON", "MSGPACK", "read_body", "peek", "take", "respond", "wants_msgpack"]
+__all__ = ["JSON", "MSGPACK", "read_body", "peek", "respond", "wants_msgpack"]
 
 JSON = "application/json"
 MSGPACK = "application/msgpack"
@@ -85,7 +86,7 @@ def read_body(*, required: bool = True) -> dict[str, Any]:
         except (ValueError, RecursionError) as exc:
             raise invalid(f"the body is not valid JSON ({exc})") from exc
     if not isinstance(body, dict):
-        raise invalid(f"the body must be an object, not {_kind(body)}")
+        raise invalid(f"the body must be an object, not {kind(body)}")
     g.body = body
     return body
 
@@ -101,39 +102,6 @@ def peek(field: str) -> Any:
         return read_body().get(field)
     except ApiError:
         return None
-
-
-def take(
-    body: dict[str, Any], required: tuple[str, ...], optional: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    """The named fields; a 400 naming any missing, null or unknown field."""
-    unknown = sorted(str(k) for k in body if k not in required and k not in optional)
-    if unknown:
-        raise invalid("unknown field(s): " + ", ".join(unknown))
-    missing = [f for f in required if body.get(f) is None]
-    if missing:
-        raise invalid("missing field(s): " + ", ".join(missing))
-    for name, value in body.items():
-        if isinstance(value, float):
-            raise invalid(
-                f"{name}: numbers must be strings or integers, not floats "
-                f"({value!r} cannot be kept exact)"
-            )
-        if isinstance(value, dict | list | bool | bytes):
-            raise invalid(f"{name}: must be a string or integer, not {_kind(value)}")
-    return {f: body.get(f) for f in required + optional}
-
-
-def _kind(value: Any) -> str:
-    return {
-        dict: "an object",
-        list: "an array",
-        str: "a string",
-        int: "a number",
-        float: "a number",
-        bool: "a boolean",
-        bytes: "binary data",
-    }.get(type(value), "null")
 
 
 def wants_msgpack() -> bool:
