@@ -275,13 +275,13 @@ class KillDrill(Drill):
 class StormDrill(Drill):
     max_orders: Annotated[
         int,
-        BeforeValidator(digits),
         Field(ge=1, le=MAX_BURST, description="Most new orders (and cancels) sent."),
+        BeforeValidator(digits),
         Says(f"must be a whole number from 1 to {MAX_BURST}"),
     ] = 1000
     max_wait_s: Annotated[
         int,
-        BeforeValidator(digits),
         Field(ge=0, le=MAX_WAIT_S, description="Seconds the cancel phase may wait."),
+        BeforeValidator(digits),
         Says(f"must be a whole number from 0 to {MAX_WAIT_S}"),
     ] = MAX_WAIT_S

@@ -237,7 +237,10 @@ _BROWSER = (
     query={"token": _BROWSER},
 )
 def page() -> BaseResponse:
-    """The whole page. A token given in the query moves to the cookie, out of the address bar."""
+    """The risk dashboard (HTML).
+
+    A token given in the query moves to the cookie, out of the address bar.
+    """
     principal = authenticate(_ROLES, browser=True)
     if g.token_from_query:
         return _with_cookie(redirect(url_for("dashboard.page"), 303))
@@ -247,7 +250,7 @@ def page() -> BaseResponse:
 @bp.get("/dashboard/live")
 @api(answers={200: ("The fragment.", "text/html"), **_AUTH}, roles=_ROLES)
 def live() -> BaseResponse:
-    """The live part of the page, fetched by the page itself to refresh."""
+    """The dashboard's live part (HTML fragment), fetched by the page itself to refresh."""
     principal = authenticate(_ROLES, browser=True)
     return _with_cookie(make_response(render_template("_live.html", **_context(principal))))
 

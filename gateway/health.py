@@ -59,10 +59,11 @@ def readyz() -> Response:
     security=[{}, {"bearer": []}],
 )
 def prometheus() -> Response:
-    """Prometheus text format; summed over gunicorn workers in multiprocess mode.
+    """Prometheus metrics; summed over gunicorn workers in multiprocess mode.
 
     Anyone gets the request metrics, which name no node or firm; the ledger's
-    gauges go only to a bearer token of a role in ``ledger_metrics.READERS``.
+    gauges go only to a bearer token of a role in ``ledger_metrics.READERS``
+    (monitoring, ops, risk-admin).
     A bad token is 401 (so the scrape fails visibly); a valid one of another role,
     a desk head's say, gets what an anonymous caller gets.
     """

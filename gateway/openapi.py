@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 
 from gateway.api import Spec, api
 from gateway.replies import Error
@@ -43,6 +43,13 @@ _AUTH = {
 #: Whose malformed requests are INVALID_ORDER (gateway.errors.invalid_code).
 _ORDER_BLUEPRINTS = ("orders", "baskets")
 _TEXT = {"schema": {"type": "string"}}
+
+
+class _Schemas(GenerateJsonSchema):
+    """Components without a title per property (the property's name says it)."""
+
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False
 
 
 def _path(rule: str) -> str:
@@ -75,7 +82,7 @@ def _operation(view: Any, endpoint: str, arguments: set[str], refs: Any) -> dict
     elif roles:
         op["security"] = [{"bearer": []}]
     answers: dict[int, tuple[str, Any]] = {}
-    if spec.body is not None or spec.query or arguments:
+    if spec.body is not None or arguments:
         code = "INVALID_ORDER" if endpoint.split(".")[0] in _ORDER_BLUEPRINTS else "INVALID_REQUEST"
         answers[400] = (f"Malformed body or field ({code}), named in `message`. {_NOTHING}", None)
     if roles:
@@ -110,7 +117,9 @@ def document(app: Flask) -> dict[str, Any]:
         if spec.body is not None:
             models.add(spec.body)
     keys, schemas = models_json_schema(
-        [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)], ref_template=_REF
+        [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
+        ref_template=_REF,
+        schema_generator=_Schemas,
     )
     refs = {model: ref for (model, _), ref in keys.items()}
     paths: dict[str, dict[str, Any]] = {}

@@ -20,6 +20,7 @@ from gateway.api import api
 from gateway.auth import caller_firms, requires
 from gateway.bodies import Cancel, Fill, NewOrder, Release, Replace
 from gateway.connection import get_ledger
+from gateway.fields import ID_PATTERN
 from gateway.replies import Decision as DecisionAnswer
 from gateway.replies import FillResult, ReleaseResult
 from gateway.wire import peek, respond
@@ -80,6 +81,16 @@ def _answer(decision: Decision, ok_status: int = 200) -> Response:
     return respond(decision.to_dict(), status_for(decision.reason, ok_status))
 
 
+#: The order id in the path of an order's later steps.
+_ORDER_ID = {
+    "order_id": {
+        "schema": {"type": "string", "pattern": ID_PATTERN},
+        "description": "URL-encode '#', '+' and '/' in ids. Order ids are unique per firm: a "
+        "token bound to firms reaches only their orders (another firm's id is 404 "
+        "UNKNOWN_ORDER, as one never used); an unbound token names the account of an id several "
+        "firms hold (the body's optional account).",
+    }
+}
 _ORDER_ANSWERS = {
     403: ("Rejected by a control.", DecisionAnswer),
     404: ("UNKNOWN_ORDER.", DecisionAnswer),
@@ -121,7 +132,11 @@ def reserve(order: NewOrder) -> Response:
 
 @bp.post("/<path:order_id>/replace")
 @requires(Role.ORDER_ENTRY)
-@api(Replace, answers={200: ("Accepted; the reservation moved.", DecisionAnswer), **_ORDER_ANSWERS})
+@api(
+    Replace,
+    answers={200: ("Accepted; the reservation moved.", DecisionAnswer), **_ORDER_ANSWERS},
+    path=_ORDER_ID,
+)
 def replace(body: Replace, order_id: str) -> Response:
     """Modify an open order's qty and price (re-checked)."""
     return _answer(
@@ -141,6 +156,7 @@ def replace(body: Replace, order_id: str) -> Response:
         **_ORDER_ANSWERS,
         403: ("MESSAGE_RATE.", DecisionAnswer),
     },
+    path=_ORDER_ID,
 )
 def cancel(body: Cancel, order_id: str) -> Response:
     """Count a cancel request (the reservation stays until the venue confirms: release)."""
@@ -151,7 +167,11 @@ def cancel(body: Cancel, order_id: str) -> Response:
 
 @bp.post("/<path:order_id>/fills")
 @requires(Role.ORDER_ENTRY)
-@api(Fill, answers={200: ("Recorded.", FillResult), 404: ("UNKNOWN_ORDER.", FillResult)})
+@api(
+    Fill,
+    answers={200: ("Recorded.", FillResult), 404: ("UNKNOWN_ORDER.", FillResult)},
+    path=_ORDER_ID,
+)
 def fill(body: Fill, order_id: str) -> Response:
     """Record a fill (a fill id seen before changes nothing)."""
     r = get_ledger().fill(
@@ -175,6 +195,7 @@ def fill(body: Fill, order_id: str) -> Response:
         200: ("Released (or already closed).", ReleaseResult),
         404: ("UNKNOWN_ORDER.", ReleaseResult),
     },
+    path=_ORDER_ID,
 )
 def release(body: Release, order_id: str) -> Response:
     """Free what the order still reserves: cancel confirmed, venue reject, expired."""

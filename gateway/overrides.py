@@ -51,7 +51,7 @@ def _who() -> str:
     return principal.name
 
 
-_OVERRIDE_ID = {"override_id": {"type": "string", "pattern": "^OV-[1-9][0-9]*$"}}
+_OVERRIDE_ID = {"override_id": {"schema": {"type": "string", "pattern": "^OV-[1-9][0-9]*$"}}}
 _STEP = {
     404: ("No such override (NOT_FOUND), or its scope left the policy.", None),
     409: (

@@ -86,7 +86,7 @@ def get_prices() -> Response:
 @api(
     Resume,
     answers={200: ("Resumed, or halted nowhere.", ResumeAnswer)},
-    path={"symbol": {"type": "string", "pattern": SYMBOL_PATTERN}},
+    path={"symbol": {"schema": {"type": "string", "pattern": SYMBOL_PATTERN}}},
 )
 def resume(body: Resume, symbol: str) -> Response:
     """Lift a symbol's halt in every firm (recorded with who and why).
