@@ -159,11 +159,8 @@ def _prefix(where: tuple[Any, ...]) -> str:
 
 
 def _item_model(annotation: Any) -> type[BaseModel]:
-    """The model of an array's items (``list[PriceItem]``, possibly inside ``Annotated``)."""
-    for arg in get_args(annotation):
-        if isinstance(arg, type) and issubclass(arg, BaseModel):
-            return arg
-        found = _item_model(arg) if get_args(arg) else None
-        if found is not None:
-            return found
-    raise TypeError(f"no model in {annotation!r}")
+    """The model of an array's items (``list[PriceItem]``)."""
+    found = [a for a in get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+    if not found:
+        raise TypeError(f"no model in {annotation!r}")
+    return found[0]

@@ -12,9 +12,13 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openapi_spec_validator import validate
+from pydantic import ValidationError
 
-from gateway import replies
+from gateway import bodies, replies
+from gateway.api import explain
 from gateway.openapi import document
 from ledger import parse_policy
 from tests.conftest import EXAMPLE_POLICY
@@ -164,3 +168,26 @@ def test_real_answers_have_exactly_the_documented_fields(client, auth, new_order
     _check(replies.ReconcileReport, reconciled, 200)
     _check(replies.Status, client.get("/healthz"), 200)
     _check(replies.Status, client.get("/readyz"), 200)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_KEYS = st.sampled_from(["basket_id", "orders", "prices", "symbol", "price", "qty", "zz", *ORDER])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    model=st.sampled_from([bodies.NewOrder, bodies.Basket, bodies.PriceBatch, bodies.StormDrill]),
+    body=st.dictionaries(_KEYS, _JSON | st.lists(st.dictionaries(_KEYS, _JSON), max_size=3)),
+)
+def test_any_body_is_accepted_or_explained_in_one_message(model, body):
+    try:
+        model.model_validate(body)
+    except ValidationError as exc:
+        message = explain(model, exc.errors(include_url=False))
+        assert message and "is not valid" not in message, message
