@@ -69,7 +69,7 @@ Whose = Annotated[
 
 
 class _Terms(Body):
-    """What a new order, a basket leg and a replace all give (a field added here takes in all)."""
+    """What a new order, a basket leg and a replace all carry (a field added here, all take)."""
 
     qty: Qty
     price: Number

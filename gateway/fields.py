@@ -31,6 +31,10 @@ __all__ = [
     "Signed",
     "Flag",
     "digits",
+    "EXACT",
+    "ID_PATTERN",
+    "NODE_PATTERN",
+    "SYMBOL_PATTERN",
 ]
 
 #: Characters of an order or fill id (ledger.keys.ORDER_ID).
