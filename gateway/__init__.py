@@ -20,11 +20,11 @@ integer), then from ``test_config``:
                                                         sampled (:mod:`gateway.history`)
 ``AUDIT_SCAN``            ``500``                       audit records the dashboard reads
 ``TOKEN_SECRET``          (required)                    key of the token digests, shared with
-                                                        ``ledger token`` (:mod:`ledger.tokens`)
+                                                        ``ledger token``, :mod:`ledger.store.tokens`
 ``INSECURE_DEV_TOKENS``   ``false``                     without ``TOKEN_SECRET``, use a public
                                                         development secret (never in production)
 ``REDIS_USERNAME``,       unset                         ACL user and password, TLS files
-``REDIS_PASSWORD``,                                     (``rediss://``); see :mod:`ledger.connect`
+``REDIS_PASSWORD``,                                     (``rediss://``), :mod:`ledger.store.connect`
 ``REDIS_TLS_CA``, ...
 ``DURABLE_REPLICAS``      ``0``                         replicas that must hold a change
                                                         before it is acknowledged; 503
@@ -46,18 +46,15 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import threading
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
 
-from ledger import Ledger
-from ledger.store.connect import RedisSettings, connect
-from ledger.store.durable import DEFAULT_TIMEOUT_MS, Durability, env_message
+from gateway.connection import durability, get_ledger, get_tokens, token_secret
+from ledger.store.durable import DEFAULT_TIMEOUT_MS
 from ledger.store.sentinel import is_sentinel_url
 from ledger.store.sentinel import parse as parse_sentinel_url
-from ledger.store.tokens import DEV_SECRET, TokenStore, resolve_secret
+from ledger.store.tokens import DEV_SECRET
 
 __all__ = ["create_app", "get_ledger", "get_tokens", "DEFAULTS"]
 
@@ -100,74 +97,6 @@ _RAW = (
 )
 
 
-class _Connection:
-    """The ledger and token store of one process (gunicorn forks workers after import)."""
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        durability = _durability(config)
-        # The durability wait comes on top of the bound on the call itself.
-        wait_ms = durability.timeout_ms if durability.on else 0
-        timeout_s = (int(config["REDIS_TIMEOUT_MS"]) + wait_ms) / 1000
-        # A Sentinel URL finds the primary again after a failover: the retry of a
-        # dropped connection asks the sentinels anew (ledger.connect).
-        client = connect(config["REDIS_URL"], timeout_s=timeout_s, settings=_redis_settings(config))
-        actor = config["ACTOR"] or f"gateway@{socket.gethostname()}"
-        self.pid = os.getpid()
-        self.ledger = Ledger(client, prefix=config["PREFIX"], actor=actor, **durability.as_kwargs())
-        self.tokens = TokenStore(client, config["PREFIX"], secret=_token_secret(config))
-
-
-def _redis_settings(config: dict[str, Any]) -> RedisSettings:
-    return RedisSettings(
-        config["REDIS_USERNAME"],
-        config["REDIS_PASSWORD"],
-        config["REDIS_TLS_CA"],
-        config["REDIS_TLS_CERT"],
-        config["REDIS_TLS_KEY"],
-    )
-
-
-def _token_secret(config: dict[str, Any]) -> str:
-    dev = config["INSECURE_DEV_TOKENS"]
-    # As ledger.tokens.token_secret reads it, so the gateway and the CLI agree.
-    if isinstance(dev, str):
-        dev = dev.strip().lower() in ("1", "true", "yes")
-    return resolve_secret(config["TOKEN_SECRET"], dev is True or dev == 1)
-
-
-_lock = threading.Lock()
-
-
-def _connection() -> _Connection:
-    app = current_app
-    conn: _Connection | None = app.extensions.get("ledger")
-    if conn is None or conn.pid != os.getpid():
-        with _lock:
-            conn = app.extensions.get("ledger")
-            if conn is None or conn.pid != os.getpid():
-                conn = _Connection(app.config)
-                app.extensions["ledger"] = conn
-    return conn
-
-
-def get_ledger() -> Ledger:
-    """The ledger of this app and process, connected on first use."""
-    return _connection().ledger
-
-
-def get_tokens() -> TokenStore:
-    return _connection().tokens
-
-
-def _durability(config: dict[str, Any]) -> Durability:
-    try:
-        return Durability(
-            config["DURABLE_REPLICAS"], config["DURABLE_TIMEOUT_MS"], config["DURABLE_FSYNC"]
-        )
-    except ValueError as exc:
-        raise ValueError(env_message(exc)) from None
-
-
 def _check_config(config: dict[str, Any]) -> None:
     """Refuse settings that would only fail on the first request; the message names the variable."""
     for name, minimum in (
@@ -191,7 +120,7 @@ def _check_config(config: dict[str, Any]) -> None:
         raise ValueError(f"LEDGER_REDIS_URL must be a redis:// URL, got {config['REDIS_URL']!r}")
     # A gateway without the token secret would honour no token, or (keyed with
     # nothing) any digest written straight into Redis: refuse to start.
-    _token_secret(config)
+    token_secret(config)
     scheme = config["REDIS_URL"].partition("://")[0].lower()
     if scheme not in ("rediss", "rediss+sentinel") and (
         config["REDIS_TLS_CA"] or config["REDIS_TLS_CERT"] or config["REDIS_TLS_KEY"]
@@ -202,7 +131,7 @@ def _check_config(config: dict[str, Any]) -> None:
             parse_sentinel_url(config["REDIS_URL"])
         except ValueError as exc:
             raise ValueError(f"LEDGER_REDIS_URL: {exc}") from None
-    _durability(config)
+    durability(config)
     from gateway.drills import gateways
 
     gateways(config)
@@ -221,18 +150,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if type(app.config["PREFIX"]) is int:  # LEDGER_PREFIX=2024 arrives parsed as JSON
         app.config["PREFIX"] = str(app.config["PREFIX"])
     _check_config(app.config)
-    if _token_secret(app.config) == DEV_SECRET:
+    if token_secret(app.config) == DEV_SECRET:
         app.logger.warning(
             "tokens are keyed with the public development secret (LEDGER_INSECURE_DEV_TOKENS): "
             "anyone who can write to Redis can mint a token; set LEDGER_TOKEN_SECRET"
         )
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
+    # Imported here: ``gateway.run`` and gunicorn's config import the package without the app.
     from gateway import (
         baskets,
         dashboard,
         drills,
-        errors,
+        error_handlers,
         health,
         metrics,
         openapi,
@@ -245,7 +175,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
 
     metrics.init_app(app)
-    errors.init_app(app)
+    error_handlers.init_app(app)
     app.register_blueprint(orders.bp)
     app.register_blueprint(baskets.bp)
     app.register_blueprint(ops.bp)

@@ -1,6 +1,6 @@
 """Bearer tokens: who is asking, and may they.
 
-Tokens live in Redis as hashes (:mod:`ledger.tokens`), so every instance knows
+Tokens live in Redis as hashes (:mod:`ledger.store.tokens`), so every instance knows
 every token and a revoke applies on the next request. Only the dashboard
 also takes the token as a ``token`` query parameter or cookie, because a
 browser cannot easily set a header; it then keeps it in an HttpOnly cookie.
@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 
 from flask import g, request
 
-from gateway import get_ledger, get_tokens, metrics
+import gateway.metrics as metrics
+from gateway.connection import get_ledger, get_tokens
 from gateway.errors import ApiCode, ApiError
 from ledger.store.tokens import Principal, Role
 

@@ -12,17 +12,16 @@ ledger unavailable.
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Response, g
 
-from gateway import get_ledger
+from gateway.api import api
 from gateway.auth import caller_firms, requires
-from gateway.errors import ApiError, invalid
-from gateway.orders import ORDER_FIELDS, ORDER_OPTIONAL, status_for
-from gateway.wire import read_body, respond, take
-from ledger.facade.client import MAX_BASKET_LEGS
-from ledger.facade.order import Order
+from gateway.bodies import Basket
+from gateway.connection import get_ledger
+from gateway.orders import status_for
+from gateway.replies import BasketDecision
+from gateway.wire import respond
+from ledger import Order
 from ledger.store.tokens import Role
 
 __all__ = ["bp"]
@@ -30,37 +29,34 @@ __all__ = ["bp"]
 bp = Blueprint("baskets", __name__, url_prefix="/v1/baskets")
 
 
-def _legs(raw: Any) -> list[Order]:
-    if not isinstance(raw, list) or not raw:
-        raise invalid("orders: must be a non-empty array of orders")
-    if len(raw) > MAX_BASKET_LEGS:
-        raise invalid(f"orders: a basket has at most {MAX_BASKET_LEGS} orders")
-    legs = []
-    for i, leg in enumerate(raw, start=1):
-        if not isinstance(leg, dict):
-            raise invalid(f"orders[{i}]: must be an object")
-        try:
-            legs.append(Order(**take(leg, ORDER_FIELDS, ORDER_OPTIONAL)))
-        except ApiError as exc:
-            # take() speaks of fields; the leg's position makes the message findable.
-            raise invalid(f"orders[{i}]: {exc.message}") from exc
-    return legs
-
-
 @bp.post("")
 @requires(Role.ORDER_ENTRY)
-def reserve_basket() -> Response:
-    """Reserve every order of the basket, or none."""
-    body = read_body()
-    unknown = sorted(str(k) for k in body if k not in ("basket_id", "orders"))
-    if unknown:
-        raise invalid("unknown field(s): " + ", ".join(unknown))
-    basket_id = body.get("basket_id")
-    if not isinstance(basket_id, str):
-        raise invalid("basket_id: required, a string")
+@api(
+    Basket,
+    answers={
+        201: ("Every order accepted and reserved.", BasketDecision),
+        200: (
+            "A replay of an identical earlier basket whose legs are all still open: nothing "
+            "new was reserved.",
+            BasketDecision,
+        ),
+        403: (
+            "Rejected: one leg failed a control (named by leg and failing_order), or "
+            "BASKET_LIMIT; nothing was reserved.",
+            BasketDecision,
+        ),
+        409: (
+            "ORDER_CLOSED: a replay of an identical earlier basket with a leg since filled or "
+            "released (named by leg and failing_order, with its state).",
+            BasketDecision,
+        ),
+    },
+)
+def reserve_basket(basket: Basket) -> Response:
+    """Reserve a basket of orders, all or nothing."""
     result = get_ledger().reserve_basket(
-        _legs(body.get("orders")),
-        basket_id=basket_id,
+        [Order(**leg.__dict__) for leg in basket.orders],
+        basket_id=basket.basket_id,
         actor=g.principal.name,
         firm=caller_firms(g.principal),
     )

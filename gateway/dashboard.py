@@ -34,12 +34,15 @@ from flask import (
 )
 from werkzeug.wrappers import Response as BaseResponse
 
-from gateway import get_ledger, history, scoping
+import gateway.history as history
+import gateway.scoping as scoping
+from gateway.api import api
 from gateway.auth import COOKIE, authenticate
+from gateway.connection import get_ledger
 from ledger.facade.client import Ledger
 from ledger.facade.results import UtilizationRow
 from ledger.facade.stress import format_factor
-from ledger.policy.model import KINDS, Policy
+from ledger.policy import KINDS, Policy
 from ledger.policy.money import format_minor
 from ledger.store.tokens import Principal, Role
 
@@ -216,9 +219,28 @@ def _with_cookie(resp: BaseResponse) -> BaseResponse:
     return resp
 
 
+_AUTH = {
+    401: ("No token, or an unknown or revoked one (UNAUTHORIZED).", None),
+    403: ("The token's role is not ops or desk-head (FORBIDDEN).", None),
+    503: ("Redis unreachable, slow or failing (RISK_UNAVAILABLE).", None),
+}
+_BROWSER = (
+    "The token, as a browser can send it (else the Authorization header or the `ledger_token` "
+    "cookie); the page moves it to the cookie."
+)
+
+
 @bp.get("/dashboard")
+@api(
+    answers={200: ("The page.", "text/html"), **_AUTH},
+    roles=_ROLES,
+    query={"token": _BROWSER},
+)
 def page() -> BaseResponse:
-    """The whole page. A token given in the query moves to the cookie, out of the address bar."""
+    """The risk dashboard (HTML).
+
+    A token given in the query moves to the cookie, out of the address bar.
+    """
     principal = authenticate(_ROLES, browser=True)
     if g.token_from_query:
         return _with_cookie(redirect(url_for("dashboard.page"), 303))
@@ -226,8 +248,9 @@ def page() -> BaseResponse:
 
 
 @bp.get("/dashboard/live")
+@api(answers={200: ("The fragment.", "text/html"), **_AUTH}, roles=_ROLES)
 def live() -> BaseResponse:
-    """The live part of the page, fetched by the page itself to refresh."""
+    """The dashboard's live part (HTML fragment), fetched by the page itself to refresh."""
     principal = authenticate(_ROLES, browser=True)
     return _with_cookie(make_response(render_template("_live.html", **_context(principal))))
 

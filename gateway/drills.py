@@ -1,6 +1,6 @@
 """``POST /v1/drills/{kill|storm|entitlement|collar}``: the CLI's drills, for ops over HTTP.
 
-The same code as ``ledger drill`` (:mod:`ledger.drills`): probes on the drill
+The same code as ``ledger drill`` (:mod:`ledger.ops.drills`): probes on the drill
 account go through the gateways of ``DRILL_GATEWAYS`` with the order-entry
 token ``DRILL_TOKEN``, and the answer is the drill's report as JSON. Both
 come from the gateway's configuration, never from the request: a request
@@ -22,14 +22,16 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g
 
-from gateway import get_ledger
+from gateway.api import api
 from gateway.auth import requires
-from gateway.errors import ApiCode, ApiError, invalid
-from gateway.wire import read_body, respond, take
+from gateway.bodies import MAX_WAIT_S, Drill, KillDrill, StormDrill
+from gateway.connection import get_ledger
+from gateway.errors import ApiCode, ApiError
+from gateway.replies import DrillReport as Report
+from gateway.wire import respond
 from ledger.errors import InvalidInput
 from ledger.ops.drills import (
     DRILLS,
-    MAX_BURST,
     DrillReport,
     Gateway,
     collar_drill,
@@ -43,9 +45,6 @@ from ledger.store.tokens import Principal, Role
 __all__ = ["bp", "MAX_WAIT_S", "gateways"]
 
 bp = Blueprint("drills", __name__, url_prefix="/v1")
-
-#: The longest a storm's cancel phase may wait for the message windows here.
-MAX_WAIT_S = 15
 
 _NOT_CONFIGURED = (
     "drills are not configured on this gateway: set LEDGER_DRILL_GATEWAYS (the gateways' "
@@ -68,25 +67,8 @@ def gateways(config: Any) -> list[str]:
     return urls
 
 
-def _whole(name: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise invalid(f"{name}: must be a whole number from {low} to {high}")
-    return value
-
-
-@requires(Role.OPS)
-def run(name: str) -> Response:
+def run(body: Drill, name: str) -> Response:
     """Run one drill on the drill account and answer its report."""
-    optional = {
-        "kill": ("account", "scope"),
-        "storm": ("account", "max_orders", "max_wait_s"),
-    }.get(name, ("account",))
-    fields = take(read_body(required=False), (), optional)
-    for field in ("account", "scope"):
-        if fields.get(field) is not None and not isinstance(fields[field], str):
-            raise invalid(f"{field}: must be a string")
     config = current_app.config
     urls, token = gateways(config), config.get("DRILL_TOKEN")
     if not urls or not token:
@@ -97,7 +79,7 @@ def run(name: str) -> Response:
     if policy is not None and principal.firms:
         # A firm-bound ops token drills its firms' drill accounts only.
         try:
-            firm = target(policy, fields.get("account")).firm
+            firm = target(policy, body.account).firm
         except InvalidInput:
             firm = None  # the drill itself answers why, with the same words as the CLI
         if firm is not None and firm not in principal.firms:
@@ -108,32 +90,52 @@ def run(name: str) -> Response:
     gws = [Gateway(url, str(token), timeout_s) for url in urls]
     by = principal.name
     report: DrillReport
-    if name == "kill":
-        report = kill_drill(lg, gws, by=by, account=fields["account"], scope=fields["scope"])
-    elif name == "storm":
-        max_orders = fields["max_orders"]
-        max_wait = fields["max_wait_s"]
+    if isinstance(body, KillDrill):
+        report = kill_drill(lg, gws, by=by, account=body.account, scope=body.scope)
+    elif isinstance(body, StormDrill):
         report = storm_drill(
             lg,
             gws,
             by=by,
-            account=fields["account"],
-            max_orders=1000
-            if max_orders is None
-            else _whole("max_orders", max_orders, 1, MAX_BURST),
-            max_wait_s=MAX_WAIT_S
-            if max_wait is None
-            else _whole("max_wait_s", max_wait, 0, MAX_WAIT_S),
+            account=body.account,
+            max_orders=body.max_orders,
+            max_wait_s=body.max_wait_s,
         )
     elif name == "entitlement":
-        report = entitlement_drill(lg, gws, by=by, account=fields["account"])
+        report = entitlement_drill(lg, gws, by=by, account=body.account)
     else:
-        report = collar_drill(lg, gws, by=by, account=fields["account"])
+        report = collar_drill(lg, gws, by=by, account=body.account)
     return respond(report.to_dict())
+
+
+_SUMMARIES = {
+    "kill": "Kill drill: kill the drill scope, prove every gateway refuses a probe, lift it",
+    "storm": "Storm drill: a bounded burst meets MESSAGE_RATE, then CANCEL_RATIO",
+    "entitlement": "Entitlement drill: probes breaking an entitlement meet NOT_ENTITLED",
+    "collar": "Collar drill: a probe beyond the collar meets PRICE_COLLAR",
+}
+_ANSWERS: dict[int, tuple[str, Any]] = {
+    200: ("The drill ran: its report; `outcome` failed when a control did not hold.", Report),
+    403: ("Wrong role, or a drill account outside the token's firms.", None),
+    409: ("Drills are not configured on this gateway (INVALID_REQUEST).", None),
+}
+
+
+def _view(name: str) -> Any:
+    """The route of one drill: its own body and summary; an empty body takes the defaults."""
+    bodies: dict[str, type[Drill]] = {"kill": KillDrill, "storm": StormDrill}
+    body = bodies.get(name, Drill)
+    view = requires(Role.OPS)(api(body, optional=True, answers=_ANSWERS)(run))
+    view.summary = _SUMMARIES[name]  # type: ignore[attr-defined]
+    return view
 
 
 # One route per drill (not a converter): each has its own body, and /openapi.json names each.
 for _name in DRILLS:
     bp.add_url_rule(
-        f"/drills/{_name}", f"drill_{_name}", run, methods=["POST"], defaults={"name": _name}
+        f"/drills/{_name}",
+        f"drill_{_name}",
+        _view(_name),
+        methods=["POST"],
+        defaults={"name": _name},
     )

@@ -1,10 +1,10 @@
-"""The gateway's one error type and the handler that answers it.
+"""The gateway's one error type: status, reason code and a message for people.
 
 Order routes answer with the ledger's reason codes (:class:`ledger.reasons.Reason`:
 ``INVALID_ORDER``, ``RISK_UNAVAILABLE``, ``UNKNOWN_ORDER`` ...). Codes that only
 exist at the HTTP layer are :class:`ApiCode`. Every error body has the shape of
 a rejected decision, so a client reads ``decision`` and ``reason`` the same way
-whatever went wrong.
+whatever went wrong (:mod:`gateway.error_handlers` answers it).
 """
 
 from __future__ import annotations
@@ -12,16 +12,11 @@ from __future__ import annotations
 from enum import Enum, StrEnum
 from typing import Any
 
-from flask import Flask, g, render_template, request
-from werkzeug.exceptions import HTTPException
+from flask import g, request
 
-from gateway import metrics
-from gateway.redact import RedactSecrets
-from gateway.wire import respond
-from ledger.errors import InvalidInput, LedgerUnavailable, ReenableRefused, UnknownScope
-from ledger.reasons import Reason
+from ledger import Reason
 
-__all__ = ["ApiCode", "ApiError", "init_app"]
+__all__ = ["ApiCode", "ApiError", "invalid", "invalid_code"]
 
 
 class ApiCode(StrEnum):
@@ -73,7 +68,8 @@ class ApiError(Exception):
         }
 
 
-def _invalid_code() -> Reason | ApiCode:
+def invalid_code() -> Reason | ApiCode:
+    """The code of a malformed request on this route: ``INVALID_ORDER`` on order routes."""
     if request.blueprint in ("orders", "baskets"):
         return Reason.INVALID_ORDER
     return ApiCode.INVALID_REQUEST
@@ -81,57 +77,4 @@ def _invalid_code() -> Reason | ApiCode:
 
 def invalid(message: str) -> ApiError:
     """A 400 with the code of the route: ``INVALID_ORDER`` on order routes."""
-    return ApiError(400, _invalid_code(), message)
-
-
-def handle_api_error(err: ApiError) -> Any:
-    if request.blueprint == "orders" and err.status_code not in (401, 403):
-        g.reason = err.reason
-    if request.blueprint == "dashboard" and request.accept_mimetypes.accept_html:
-        return render_template("error.html", error=err), err.status_code, err.headers
-    return respond(err.to_dict(), err.status_code, err.headers)
-
-
-def init_app(app: Flask) -> None:
-    app.register_error_handler(ApiError, handle_api_error)
-    # What the app logs (a traceback may quote a URL) is cut of tokens like gunicorn's logs.
-    app.logger.addFilter(RedactSecrets())
-
-    @app.errorhandler(LedgerUnavailable)
-    def unavailable(exc: LedgerUnavailable) -> Any:
-        metrics.get().redis_errors.labels(route=request.endpoint or "-").inc()
-        app.logger.warning("ledger unavailable on %s: %s", request.path, exc)
-        return handle_api_error(
-            ApiError(
-                503,
-                Reason.RISK_UNAVAILABLE,
-                f"the risk ledger is unavailable ({str(exc).split(':')[0]}); the request was "
-                "refused (fail closed)",
-            )
-        )
-
-    @app.errorhandler(InvalidInput)
-    def invalid_input(exc: InvalidInput) -> Any:
-        return handle_api_error(invalid(str(exc)))
-
-    @app.errorhandler(ReenableRefused)
-    def reenable_refused(exc: ReenableRefused) -> Any:
-        return handle_api_error(ApiError(403, Reason.REENABLE_REFUSED, str(exc)))
-
-    @app.errorhandler(UnknownScope)
-    def unknown_scope(exc: UnknownScope) -> Any:
-        return handle_api_error(ApiError(404, Reason.UNKNOWN_NODE, str(exc)))
-
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> Any:
-        code = exc.code or 500
-        reason: str | Enum = {
-            404: ApiCode.NOT_FOUND,
-            405: ApiCode.METHOD_NOT_ALLOWED,
-            413: ApiCode.REQUEST_TOO_LARGE,
-        }.get(code, ApiCode.INTERNAL_ERROR if code >= 500 else _invalid_code())
-        headers = dict(exc.get_headers())
-        headers.pop("Content-Type", None)
-        return handle_api_error(
-            ApiError(code, reason, exc.description or exc.name, headers=headers)
-        )
+    return ApiError(400, invalid_code(), message)

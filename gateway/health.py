@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app
 
-from gateway import get_ledger, ledger_metrics, metrics
+import gateway.ledger_metrics as ledger_metrics
+import gateway.metrics as metrics
+from gateway.api import api
 from gateway.auth import presented
+from gateway.connection import get_ledger
+from gateway.replies import Status
 from gateway.wire import respond
 from ledger.errors import LedgerUnavailable
 
@@ -19,12 +23,14 @@ bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
+@api(answers={200: ("The process answers.", Status)})
 def healthz() -> Response:
     """Liveness: the process serves requests. Never touches Redis."""
     return respond({"status": "ok"})
 
 
 @bp.get("/readyz")
+@api(answers={200: ("Ready.", Status), 503: ("Redis unavailable.", Status)})
 def readyz() -> Response:
     """Readiness: Redis answers, every script is loaded (reloaded if it was missing),
     the server takes writes and enough replicas are live for the durability setting."""
@@ -44,11 +50,20 @@ def readyz() -> Response:
 
 
 @bp.get("/metrics")
+@api(
+    answers={
+        200: ("Text exposition format.", "text/plain"),
+        401: ("Unknown or revoked token.", None),
+    },
+    # Optional: without a token the answer is smaller, not refused.
+    security=[{}, {"bearer": []}],
+)
 def prometheus() -> Response:
-    """Prometheus text format; summed over gunicorn workers in multiprocess mode.
+    """Prometheus metrics; summed over gunicorn workers in multiprocess mode.
 
     Anyone gets the request metrics, which name no node or firm; the ledger's
-    gauges go only to a bearer token of a role in ``ledger_metrics.READERS``.
+    gauges go only to a bearer token of a role in ``ledger_metrics.READERS``
+    (monitoring, ops, risk-admin).
     A bad token is 401 (so the scrape fails visibly); a valid one of another role,
     a desk head's say, gets what an anonymous caller gets.
     """

@@ -3,7 +3,7 @@
 A custom collector rather than gauges set by workers: under gunicorn the
 multiprocess collector adds up what every worker wrote, which would multiply
 a utilization by the number of workers. These values are read once per scrape
-by the process that answers it (:mod:`ledger.monitor`: two pipelined round
+by the process that answers it (:mod:`ledger.ops.monitor`: two pipelined round
 trips, no scan), and a snapshot is reused for ``LEDGER_METRICS_CACHE_MS``
 (default 500) so that several Prometheus servers scraping one gateway cost
 Redis no more.
@@ -33,7 +33,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from gateway import get_ledger, history
+import gateway.history as history
+from gateway.connection import get_ledger
 from ledger.errors import LedgerUnavailable
 from ledger.ops.monitor import Monitor, Snapshot
 from ledger.store.tokens import Role

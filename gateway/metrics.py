@@ -21,7 +21,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-from gateway import ledger_metrics
+import gateway.ledger_metrics as ledger_metrics
 
 __all__ = ["Metrics", "init_app", "get", "exposition"]
 

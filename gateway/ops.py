@@ -4,7 +4,7 @@
   answer lists the open orders under the scope, to cancel at the venue. Each
   change is also published on the events channel (:mod:`gateway.events`).
   A kill with ``"cancel_open": true`` also answers and publishes one cancel
-  instruction per open order (:mod:`ledger.cancels`), so that every instance
+  instruction per open order (:mod:`ledger.facade.cancels`), so that every instance
   can cancel at its venue sessions the orders it routed.
 * ``GET /v1/kill`` (ops, desk-head): active kills with who, when and why.
 * ``GET /v1/utilization?scope=...`` (desk-head for its own desks, ops,
@@ -19,15 +19,20 @@ from typing import Any
 import redis
 from flask import Blueprint, Response, current_app, g, request
 
-from gateway import get_ledger, metrics, scoping
+import gateway.metrics as metrics
+import gateway.scoping as scoping
+from gateway.api import api
 from gateway.auth import requires
+from gateway.bodies import Kill, Unkill
+from gateway.connection import get_ledger
 from gateway.errors import ApiCode, ApiError, invalid
 from gateway.events import publish
-from gateway.wire import read_body, respond, take
+from gateway.replies import KillAnswer, Kills, Utilization
+from gateway.wire import respond
 from ledger.errors import LedgerUnavailable
 from ledger.facade.cancels import cancel_instructions
 from ledger.facade.client import Ledger
-from ledger.policy.model import KINDS
+from ledger.policy import KINDS
 from ledger.store.tokens import Principal, Role
 
 __all__ = ["bp", "visible_scopes"]
@@ -46,33 +51,20 @@ def _check_scope(scope: Any) -> str:
     return scope
 
 
-def _cancel_open(body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """The body without ``cancel_open``, and its value; only a kill takes it."""
-    if "cancel_open" not in body:
-        return body, False
-    rest = {k: v for k, v in body.items() if k != "cancel_open"}
-    if not isinstance(body["cancel_open"], bool):
-        raise invalid("cancel_open: must be true or false")
-    return rest, body["cancel_open"]
-
-
-def _switch(op: str) -> Response:
-    body, cancel_open = _cancel_open(read_body()) if op == "kill" else (read_body(), False)
-    fields = take(body, ("scope", "reason"))
-    scope = _check_scope(fields["scope"])
-    if not isinstance(fields["reason"], str):
-        raise invalid("reason: must be a text")
+def _switch(op: str, body: Unkill) -> Response:
+    scope = _check_scope(body.scope)
+    cancel_open = isinstance(body, Kill) and body.cancel_open
     principal: Principal = g.principal
     lg = get_ledger()
     act = lg.kill if op == "kill" else lg.unkill
-    result = act(scope, by=principal.name, reason=fields["reason"])
+    result = act(scope, by=principal.name, reason=body.reason)
     if not result.already:
         metrics.get().kills.labels(op=op, kind=scope.partition(":")[0]).inc()
     event = {
         "type": op,
         "scope": scope,
         "by": principal.name,
-        "reason": fields["reason"],
+        "reason": body.reason,
         "at_ms": _stored_at_ms(lg, op, scope),
         "already": result.already,
         "open_orders": list(result.open_orders),
@@ -82,8 +74,8 @@ def _switch(op: str) -> Response:
         event["cancel_open"] = True
         event["cancels"] = [c.to_dict() for c in cancel_instructions(lg, result)]
     delivered = publish(lg.redis, current_app.config["PREFIX"], event)
-    body = {k: v for k, v in event.items() if k not in ("type", "instance")}
-    return respond({"op": op, **body, "published": delivered is not None})
+    answer = {k: v for k, v in event.items() if k not in ("type", "instance")}
+    return respond({"op": op, **answer, "published": delivered is not None})
 
 
 def _stored_at_ms(lg: Ledger, op: str, scope: str) -> int:
@@ -104,24 +96,36 @@ def _stored_at_ms(lg: Ledger, op: str, scope: str) -> int:
     return int(seconds) * 1000 + int(micros) // 1000
 
 
+_SWITCHED = {
+    200: ("Done; lists the open orders under the scope to cancel.", KillAnswer),
+    404: ("The scope names no node of the policy (UNKNOWN_NODE).", None),
+}
+
+
 @bp.post("/kill")
 @requires(Role.OPS)
-def kill() -> Response:
-    """Stop every new order under a scope."""
-    return _switch("kill")
+@api(Kill, answers=_SWITCHED)
+def kill(body: Kill) -> Response:
+    """Set a kill switch: stop every new order under a scope."""
+    return _switch("kill", body)
 
 
 @bp.delete("/kill")
 @requires(Role.OPS)
-def unkill() -> Response:
-    """Lift a kill switch."""
-    return _switch("unkill")
+@api(Unkill, answers=_SWITCHED)
+def unkill(body: Unkill) -> Response:
+    """Lift a kill switch.
+
+    Refused (403 REENABLE_REFUSED) for the identity that set an automatic kill.
+    """
+    return _switch("unkill", body)
 
 
 @bp.get("/kill")
 @requires(Role.OPS, Role.DESK_HEAD)
+@api(answers={200: ("The active kills.", Kills)})
 def kills() -> Response:
-    """Every active kill switch (for a desk head: those that stop its desks)."""
+    """Active kill switches with who, when and why (a desk head: those that stop its desks)."""
     lg = get_ledger()
     found = lg.kills()
     desk_view = scoping.view(g.principal, lg.policy(refresh=True))
@@ -154,8 +158,19 @@ def visible_scopes(principal: Principal, lg: Ledger, scope: str | None) -> list[
 
 @bp.get("/utilization")
 @requires(Role.DESK_HEAD, Role.OPS, Role.RISK_ADMIN)
+@api(
+    answers={
+        200: ("Rows per node and limit.", Utilization),
+        400: ("Malformed scope or unknown parameter (INVALID_REQUEST).", None),
+        403: ("Wrong role, or a desk-head asking outside its desks.", None),
+        404: ("No such node (UNKNOWN_NODE).", None),
+    },
+    query={
+        "scope": "global or KIND:ID, e.g. desk:EQ-CASH; without it global (a desk-head: its desks)"
+    },
+)
 def utilization() -> Response:
-    """Per node and limit: used, limit, percent."""
+    """Used against limit per node and limit."""
     unknown = sorted(set(request.args) - {"scope"})
     if unknown:
         raise invalid("unknown query parameter(s): " + ", ".join(unknown))

@@ -15,21 +15,22 @@ from typing import Any
 
 from flask import Blueprint, Response, g, request
 
-from gateway import get_ledger, metrics
+import gateway.metrics as metrics
+from gateway.api import api
 from gateway.auth import caller_firms, requires
-from gateway.wire import peek, read_body, respond, take
-from ledger.facade.order import Order
-from ledger.facade.results import Decision
-from ledger.reasons import Reason
+from gateway.bodies import Cancel, Fill, NewOrder, Release, Replace
+from gateway.connection import get_ledger
+from gateway.fields import ID_PATTERN
+from gateway.replies import Decision as DecisionAnswer
+from gateway.replies import FillResult, ReleaseResult
+from gateway.wire import peek, respond
+from ledger import Decision, Order, Reason
 from ledger.store.tokens import Role
 
-__all__ = ["bp", "status_for", "ORDER_FIELDS", "ORDER_OPTIONAL"]
+__all__ = ["bp", "status_for"]
 
 bp = Blueprint("orders", __name__, url_prefix="/v1/orders")
 
-ORDER_FIELDS = ("order_id", "trader", "strategy", "account", "symbol", "side", "qty", "price")
-#: Fields an order may carry besides the required ones.
-ORDER_OPTIONAL = ("venue",)
 _STATUS = {
     Reason.INVALID_ORDER: 400,
     Reason.UNKNOWN_ORDER: 404,
@@ -64,7 +65,7 @@ def _observe(response: Response) -> Response:
     return response
 
 
-def _whose(fields: dict[str, Any]) -> dict[str, Any]:
+def _whose(account: str | None) -> dict[str, Any]:
     """Whose order the path's id is: the caller's firms, and the account if the body names one.
 
     Order ids are unique per firm. A token bound to firms only ever reaches
@@ -72,7 +73,7 @@ def _whose(fields: dict[str, Any]) -> dict[str, Any]:
     unbound token whose id several firms hold is refused until it names the
     order's ``account``.
     """
-    return {"firm": caller_firms(g.principal), "account": fields.get("account")}
+    return {"firm": caller_firms(g.principal), "account": account}
 
 
 def _answer(decision: Decision, ok_status: int = 200) -> Response:
@@ -80,13 +81,50 @@ def _answer(decision: Decision, ok_status: int = 200) -> Response:
     return respond(decision.to_dict(), status_for(decision.reason, ok_status))
 
 
+#: The order id in the path of an order's later steps.
+_ORDER_ID = {
+    "order_id": {
+        "schema": {"type": "string", "pattern": ID_PATTERN},
+        "description": "URL-encode '#', '+' and '/' in ids. Order ids are unique per firm: a "
+        "token bound to firms reaches only their orders (another firm's id is 404 "
+        "UNKNOWN_ORDER, as one never used); an unbound token names the account of an id several "
+        "firms hold (the body's optional account).",
+    }
+}
+_ORDER_ANSWERS = {
+    403: ("Rejected by a control.", DecisionAnswer),
+    404: ("UNKNOWN_ORDER.", DecisionAnswer),
+    409: ("ORDER_CLOSED.", DecisionAnswer),
+}
+
+
 @bp.post("")
 @requires(Role.ORDER_ENTRY)
-def reserve() -> Response:
-    """Check and reserve a new order."""
-    fields = take(read_body(), ORDER_FIELDS, ORDER_OPTIONAL)
+@api(
+    NewOrder,
+    answers={
+        201: ("Accepted and reserved.", DecisionAnswer),
+        200: (
+            "A replay of an identical earlier order that is still open (replayed true, state "
+            "open): nothing new was reserved.",
+            DecisionAnswer,
+        ),
+        403: (
+            "Rejected by a control (KILL_SWITCH, GROSS_LIMIT, ...), or the token's role is not "
+            "order-entry.",
+            DecisionAnswer,
+        ),
+        409: (
+            "ORDER_CLOSED: a replay of an identical earlier order that has since been filled or "
+            "released (state says which); nothing is reserved for it.",
+            DecisionAnswer,
+        ),
+    },
+)
+def reserve(order: NewOrder) -> Response:
+    """Pre-trade check and reserve a new order."""
     decision = get_ledger().reserve(
-        Order(**fields), actor=g.principal.name, firm=caller_firms(g.principal)
+        Order(**order.__dict__), actor=g.principal.name, firm=caller_firms(g.principal)
     )
     # A replay created nothing: 200 while the order is open, 409 once it is closed.
     return _answer(decision, ok_status=200 if decision.replayed else 201)
@@ -94,37 +132,56 @@ def reserve() -> Response:
 
 @bp.post("/<path:order_id>/replace")
 @requires(Role.ORDER_ENTRY)
-def replace(order_id: str) -> Response:
-    """Modify an open order to a new total qty and price."""
-    fields = take(read_body(), ("qty", "price"), ("account",))
+@api(
+    Replace,
+    answers={200: ("Accepted; the reservation moved.", DecisionAnswer), **_ORDER_ANSWERS},
+    path=_ORDER_ID,
+)
+def replace(body: Replace, order_id: str) -> Response:
+    """Modify an open order's qty and price (re-checked)."""
     return _answer(
         get_ledger().replace(
-            order_id, fields["qty"], fields["price"], actor=g.principal.name, **_whose(fields)
+            order_id, body.qty, body.price, actor=g.principal.name, **_whose(body.account)
         )
     )
 
 
 @bp.post("/<path:order_id>/cancel")
 @requires(Role.ORDER_ENTRY)
-def cancel(order_id: str) -> Response:
-    """Count a cancel request; the reservation stays until the venue confirms (release)."""
-    fields = take(read_body(required=False), (), ("account",))
-    return _answer(get_ledger().cancel_request(order_id, actor=g.principal.name, **_whose(fields)))
+@api(
+    Cancel,
+    optional=True,
+    answers={
+        200: ("Counted.", DecisionAnswer),
+        **_ORDER_ANSWERS,
+        403: ("MESSAGE_RATE.", DecisionAnswer),
+    },
+    path=_ORDER_ID,
+)
+def cancel(body: Cancel, order_id: str) -> Response:
+    """Count a cancel request (the reservation stays until the venue confirms: release)."""
+    return _answer(
+        get_ledger().cancel_request(order_id, actor=g.principal.name, **_whose(body.account))
+    )
 
 
 @bp.post("/<path:order_id>/fills")
 @requires(Role.ORDER_ENTRY)
-def fill(order_id: str) -> Response:
-    """Record a fill; a fill id seen before changes nothing."""
-    fields = take(read_body(), ("fill_id", "qty", "price"), ("pnl", "account"))
+@api(
+    Fill,
+    answers={200: ("Recorded.", FillResult), 404: ("UNKNOWN_ORDER.", FillResult)},
+    path=_ORDER_ID,
+)
+def fill(body: Fill, order_id: str) -> Response:
+    """Record a fill (a fill id seen before changes nothing)."""
     r = get_ledger().fill(
         order_id,
-        fields["fill_id"],
-        fields["qty"],
-        fields["price"],
+        body.fill_id,
+        body.qty,
+        body.price,
         actor=g.principal.name,
-        pnl=fields["pnl"],
-        **_whose(fields),
+        pnl=body.pnl,
+        **_whose(body.account),
     )
     g.reason = r.reason.value
     return respond(r.to_dict(), status_for(r.reason))
@@ -132,9 +189,16 @@ def fill(order_id: str) -> Response:
 
 @bp.post("/<path:order_id>/release")
 @requires(Role.ORDER_ENTRY)
-def release(order_id: str) -> Response:
+@api(
+    Release,
+    answers={
+        200: ("Released (or already closed).", ReleaseResult),
+        404: ("UNKNOWN_ORDER.", ReleaseResult),
+    },
+    path=_ORDER_ID,
+)
+def release(body: Release, order_id: str) -> Response:
     """Free what the order still reserves: cancel confirmed, venue reject, expired."""
-    fields = take(read_body(), ("reason",), ("account",))
-    r = get_ledger().release(order_id, fields["reason"], actor=g.principal.name, **_whose(fields))
+    r = get_ledger().release(order_id, body.reason, actor=g.principal.name, **_whose(body.account))
     g.reason = r.reason.value
     return respond(r.to_dict(), status_for(r.reason))

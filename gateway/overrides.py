@@ -20,10 +20,14 @@ from typing import Any
 
 from flask import Blueprint, Response, g
 
-from gateway import get_ledger
+from gateway.api import api
 from gateway.auth import requires
-from gateway.errors import ApiCode, ApiError, handle_api_error, invalid
-from gateway.wire import read_body, respond, take
+from gateway.bodies import Approve, OverrideRequest, Reject, StressOff, StressOn, Withdraw
+from gateway.connection import get_ledger
+from gateway.error_handlers import handle_api_error
+from gateway.errors import ApiCode, ApiError
+from gateway.replies import Override, Overrides, StressAnswer, StressList
+from gateway.wire import respond
 from ledger.facade.overrides import OverrideRefused, UnknownOverride
 from ledger.store.tokens import Principal, Role
 
@@ -47,100 +51,120 @@ def _who() -> str:
     return principal.name
 
 
-def _texts(fields: dict[str, Any], *names: str) -> None:
-    for name in names:
-        if fields[name] is not None and not isinstance(fields[name], str):
-            raise invalid(f"{name}: must be a text")
+_OVERRIDE_ID = {"override_id": {"schema": {"type": "string", "pattern": "^OV-[1-9][0-9]*$"}}}
+_STEP = {
+    404: ("No such override (NOT_FOUND), or its scope left the policy.", None),
+    409: (
+        "Not in a state for this step, or not a person who may take it: the requester "
+        "approving or rejecting, one person approving twice, anyone else cancelling "
+        "(INVALID_REQUEST). Nothing changed.",
+        None,
+    ),
+}
 
 
 @bp.post("/overrides")
 @requires(Role.RISK_ADMIN)
-def request_override() -> Response:
-    """Ask for an override of one limit at one node."""
-    fields = take(
-        read_body(),
-        ("scope", "limit", "value", "ticket"),
-        ("duration", "duration_ms", "reason"),
-    )
-    _texts(fields, "scope", "limit", "ticket", "duration", "reason")
+@api(
+    OverrideRequest,
+    answers={
+        201: ("Recorded; active (decrease) or pending (increase).", Override),
+        404: ("The scope names no node of the policy (UNKNOWN_NODE).", None),
+    },
+)
+def request_override(body: OverrideRequest) -> Response:
+    """Request an override: a decrease applies now, an increase needs two approvals."""
     done = get_ledger().overrides.request(
-        fields["scope"],
-        fields["limit"],
-        fields["value"],
-        duration=fields["duration"],
-        duration_ms=fields["duration_ms"],
-        ticket=fields["ticket"],
+        body.scope,
+        body.limit,
+        body.value,
+        duration=body.duration,
+        duration_ms=body.duration_ms,
+        ticket=body.ticket,
         by=_who(),
-        reason=fields["reason"],
+        reason=body.reason,
     )
     return respond(done.to_dict(), 201)
 
 
 @bp.post("/overrides/<override_id>/approve")
 @requires(Role.RISK_ADMIN)
-def approve(override_id: str) -> Response:
-    """Approve a pending increase; the second approval puts it in force."""
-    fields = take(read_body(required=False), (), ("firm",))
-    _texts(fields, "firm")
-    done = get_ledger().overrides.approve(override_id, by=_who(), firm=fields["firm"])
+@api(
+    Approve,
+    optional=True,
+    answers={200: ("Approved; active after the second approval.", Override), **_STEP},
+    path=_OVERRIDE_ID,
+)
+def approve(body: Approve, override_id: str) -> Response:
+    """Approve a pending increase (the second distinct approver puts it in force)."""
+    done = get_ledger().overrides.approve(override_id, by=_who(), firm=body.firm)
     return respond(done.to_dict())
 
 
 @bp.post("/overrides/<override_id>/reject")
 @requires(Role.RISK_ADMIN)
-def reject(override_id: str) -> Response:
-    """Refuse a pending increase."""
-    fields = take(read_body(), ("reason",), ("firm",))
-    _texts(fields, "reason", "firm")
-    done = get_ledger().overrides.reject(
-        override_id, by=_who(), reason=fields["reason"], firm=fields["firm"]
-    )
+@api(Reject, answers={200: ("Rejected.", Override), **_STEP}, path=_OVERRIDE_ID)
+def reject(body: Reject, override_id: str) -> Response:
+    """Refuse a pending increase (anyone but the requester; reason required)."""
+    done = get_ledger().overrides.reject(override_id, by=_who(), reason=body.reason, firm=body.firm)
     return respond(done.to_dict())
 
 
 @bp.post("/overrides/<override_id>/cancel")
 @requires(Role.RISK_ADMIN)
-def cancel(override_id: str) -> Response:
+@api(
+    Withdraw,
+    optional=True,
+    answers={200: ("Cancelled.", Override), **_STEP},
+    path=_OVERRIDE_ID,
+)
+def cancel(body: Withdraw, override_id: str) -> Response:
     """Withdraw your own request, or end it now if it is in force."""
-    fields = take(read_body(required=False), (), ("reason", "firm"))
-    _texts(fields, "reason", "firm")
-    done = get_ledger().overrides.cancel(
-        override_id, by=_who(), reason=fields["reason"], firm=fields["firm"]
-    )
+    done = get_ledger().overrides.cancel(override_id, by=_who(), reason=body.reason, firm=body.firm)
     return respond(done.to_dict())
 
 
 @bp.get("/overrides")
 @requires(Role.RISK_ADMIN)
+@api(answers={200: ("Oldest first, per firm.", Overrides)})
 def overrides() -> Response:
-    """Every override, with its status as of now."""
+    """Every override with its status as of now."""
     return respond({"overrides": [o.to_dict() for o in get_ledger().overrides.list()]})
 
 
 @bp.post("/stress")
 @requires(Role.RISK_ADMIN)
-def stress_on() -> Response:
-    """Scale every money limit under a node by a factor in (0, 1]."""
-    fields = take(read_body(), ("scope", "factor", "reason"))
-    _texts(fields, "scope", "reason")
-    change = get_ledger().stress.on(
-        fields["scope"], fields["factor"], by=_who(), reason=fields["reason"]
-    )
+@api(
+    StressOn,
+    answers={
+        200: ("Set (or already so).", StressAnswer),
+        404: ("No such node (UNKNOWN_NODE).", None),
+    },
+)
+def stress_on(body: StressOn) -> Response:
+    """Scale every money limit at and under a node by a factor in (0, 1]."""
+    change = get_ledger().stress.on(body.scope, body.factor, by=_who(), reason=body.reason)
     return respond(change.to_dict())
 
 
 @bp.delete("/stress")
 @requires(Role.RISK_ADMIN)
-def stress_off() -> Response:
+@api(
+    StressOff,
+    answers={
+        200: ("Lifted (or none was set: `already`).", StressAnswer),
+        404: ("No such node, and no factor on it (UNKNOWN_NODE).", None),
+    },
+)
+def stress_off(body: StressOff) -> Response:
     """Lift a node's stress factor."""
-    fields = take(read_body(), ("scope", "reason"))
-    _texts(fields, "scope", "reason")
-    change = get_ledger().stress.off(fields["scope"], by=_who(), reason=fields["reason"])
+    change = get_ledger().stress.off(body.scope, by=_who(), reason=body.reason)
     return respond(change.to_dict())
 
 
 @bp.get("/stress")
 @requires(Role.RISK_ADMIN)
+@api(answers={200: ("By firm and scope.", StressList)})
 def stress_list() -> Response:
-    """Every stress factor in force."""
+    """Every stress factor in force, with who, when and why."""
     return respond({"stress": [s.to_dict() for s in get_ledger().stress.list()]})

@@ -16,10 +16,15 @@ from typing import Any
 
 from flask import Blueprint, Response, g, request
 
-from gateway import get_ledger, scoping
+import gateway.scoping as scoping
+from gateway.api import api
 from gateway.auth import requires
+from gateway.bodies import PriceBatch, Resume
+from gateway.connection import get_ledger
 from gateway.errors import invalid
-from gateway.wire import read_body, respond, take
+from gateway.fields import SYMBOL_PATTERN
+from gateway.replies import PricesSet, ReferencePrices, ResumeAnswer
+from gateway.wire import respond
 from ledger.facade.prices import PriceStatus
 from ledger.store.tokens import Principal, Role
 
@@ -28,42 +33,25 @@ __all__ = ["bp"]
 bp = Blueprint("prices", __name__, url_prefix="/v1")
 
 
-def _batch(body: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(str(k) for k in body if k != "prices")
-    if unknown:
-        raise invalid("unknown field(s): " + ", ".join(unknown))
-    items = body.get("prices")
-    if not isinstance(items, list) or not items:
-        raise invalid('prices: must be a non-empty array of {"symbol", "price"} objects')
+def _batch(batch: PriceBatch) -> dict[str, Any]:
+    """Symbol -> price; a symbol given twice is refused."""
     out: dict[str, Any] = {}
-    for i, item in enumerate(items):
-        where = f"prices[{i}]"
-        if not isinstance(item, dict):
-            raise invalid(f'{where}: must be an object {{"symbol": ..., "price": ...}}')
-        extra = sorted(str(k) for k in item if k not in ("symbol", "price"))
-        missing = [f for f in ("symbol", "price") if item.get(f) is None]
-        if extra or missing:
-            what = "unknown field(s): " + ", ".join(extra) if extra else "missing " + missing[0]
-            raise invalid(f"{where}: {what}")
-        symbol, price = item["symbol"], item["price"]
-        if not isinstance(symbol, str):
-            raise invalid(f"{where}.symbol: must be a string")
-        if isinstance(price, float):
-            raise invalid(
-                f"{where}.price: numbers must be strings or integers, not floats "
-                f"({price!r} cannot be kept exact)"
-            )
-        if symbol in out:
-            raise invalid(f"{where}: {symbol} is given twice")
-        out[symbol] = price
+    for i, item in enumerate(batch.prices):
+        if item.symbol in out:
+            raise invalid(f"prices[{i}]: {item.symbol} is given twice")
+        out[item.symbol] = item.price
     return out
 
 
 @bp.post("/reference-prices")
 @requires(Role.MARKET_DATA, Role.RISK_ADMIN)
-def set_prices() -> Response:
-    """Store reference prices in every firm; halt symbols that jumped too far."""
-    batch = _batch(read_body())
+@api(PriceBatch, answers={200: ("Stored; the status of each firm and symbol.", PricesSet)})
+def set_prices(body: PriceBatch) -> Response:
+    """Set reference prices in every firm; a jump beyond the firm's max_jump_pct halts the symbol.
+
+    The price is stored even when it halts. The batch is checked whole first.
+    """
+    batch = _batch(body)
     principal: Principal = g.principal
     rows = get_ledger().prices.set(batch, by=principal.name)
     halted = sorted({r.symbol for r in rows if r.status is PriceStatus.HALTED})
@@ -72,8 +60,15 @@ def set_prices() -> Response:
 
 @bp.get("/reference-prices")
 @requires(Role.OPS, Role.RISK_ADMIN, Role.DESK_HEAD)
+@api(
+    answers={
+        200: ("One row per firm and symbol.", ReferencePrices),
+        400: ("Malformed symbol or unknown parameter (INVALID_REQUEST).", None),
+    },
+    query={"symbol": "Repeat for several; without it, every symbol."},
+)
 def get_prices() -> Response:
-    """Reference prices, their age and any halt, per firm and symbol."""
+    """Reference prices with age, staleness and halt, per firm and symbol."""
     unknown = sorted(set(request.args) - {"symbol"})
     if unknown:
         raise invalid("unknown query parameter(s): " + ", ".join(unknown))
@@ -88,11 +83,16 @@ def get_prices() -> Response:
 
 @bp.post("/symbols/<path:symbol>/resume")
 @requires(Role.OPS)
-def resume(symbol: str) -> Response:
-    """Lift a symbol's halt in every firm."""
-    fields = take(read_body(), ("reason",))
-    if not isinstance(fields["reason"], str):
-        raise invalid("reason: must be a text")
+@api(
+    Resume,
+    answers={200: ("Resumed, or halted nowhere.", ResumeAnswer)},
+    path={"symbol": {"schema": {"type": "string", "pattern": SYMBOL_PATTERN}}},
+)
+def resume(body: Resume, symbol: str) -> Response:
+    """Lift a symbol's halt in every firm (recorded with who and why).
+
+    A symbol that is not halted is left alone (already).
+    """
     principal: Principal = g.principal
-    result = get_ledger().prices.resume(symbol, by=principal.name, reason=fields["reason"])
+    result = get_ledger().prices.resume(symbol, by=principal.name, reason=body.reason)
     return respond(result.to_dict())

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g
 
-from gateway import get_ledger, scoping
+import gateway.scoping as scoping
+from gateway.api import api
 from gateway.auth import requires
-from gateway.errors import invalid
-from gateway.wire import read_body, respond, take
-from ledger.facade.states import STATES
+from gateway.bodies import StateChange
+from gateway.connection import get_ledger
+from gateway.replies import StateAnswer, States
+from gateway.wire import respond
 from ledger.store.tokens import Principal, Role
 
 __all__ = ["bp"]
@@ -29,25 +31,37 @@ bp = Blueprint("states", __name__, url_prefix="/v1")
 
 @bp.post("/states")
 @requires(Role.OPS)
-def set_state() -> Response:
-    """Disable, reduce-only or re-enable a strategy or account."""
-    fields = take(read_body(), ("scope", "state", "reason"))
-    for name in ("scope", "reason"):
-        if not isinstance(fields[name], str):
-            raise invalid(f"{name}: must be a text")
-    if fields["state"] not in STATES:
-        raise invalid(f"state: must be one of {', '.join(STATES)}; got {fields['state']!r}")
+@api(
+    StateChange,
+    answers={
+        200: ("Done (or already so: `already`).", StateAnswer),
+        403: (
+            "Wrong role (FORBIDDEN), or a re-enable by the identity that set the state "
+            "automatically (REENABLE_REFUSED). Nothing changed.",
+            None,
+        ),
+        404: ("No such strategy or account (UNKNOWN_NODE).", None),
+    },
+)
+def set_state(body: StateChange) -> Response:
+    """Disable, reduce-only or re-enable a strategy or account.
+
+    The state wins over the policy's and survives policy loads; `enabled` lifts it.
+    The token's name is recorded as who.
+    """
     principal: Principal = g.principal
-    change = get_ledger().states.set(
-        fields["scope"], fields["state"], by=principal.name, reason=fields["reason"]
-    )
-    return respond({**change.to_dict(), "by": principal.name, "reason": fields["reason"]})
+    change = get_ledger().states.set(body.scope, body.state, by=principal.name, reason=body.reason)
+    return respond({**change.to_dict(), "by": principal.name, "reason": body.reason})
 
 
 @bp.get("/states")
 @requires(Role.OPS, Role.DESK_HEAD)
+@api(answers={200: ("The states.", States)})
 def states() -> Response:
-    """Every strategy and account that is disabled or reduce-only (desk heads: theirs)."""
+    """Strategies and accounts not simply enabled, with who and why (desk heads: theirs).
+
+    Runtime states and policy states; an automatic disable (fill throttle) shows its cause.
+    """
     lg = get_ledger()
     found = lg.states.list()
     desk_view = scoping.view(g.principal, lg.policy(refresh=True))

@@ -8,7 +8,10 @@ from typing import Any
 import msgpack
 from flask import Response, g, request
 
-__all__ = ["JSON", "MSGPACK", "read_body", "peek", "take", "respond", "wants_msgpack"]
+from gateway.errors import ApiCode, ApiError, invalid
+from gateway.fields import kind
+
+__all__ = ["JSON", "MSGPACK", "read_body", "peek", "respond", "wants_msgpack"]
 
 JSON = "application/json"
 MSGPACK = "application/msgpack"
@@ -42,8 +45,6 @@ def _raw_body() -> bytes:
     so one more byte is asked of the server's own stream: if there is one, the
     body was larger, and the answer is 413 without reading the rest.
     """
-    from gateway.errors import ApiCode, ApiError
-
     raw = request.get_data(cache=True)
     limit = request.max_content_length
     if request.content_length is None and limit is not None and len(raw) >= limit:
@@ -60,8 +61,6 @@ def read_body(*, required: bool = True) -> dict[str, Any]:
     msgpack when ``Content-Type`` is ``application/msgpack``, JSON otherwise.
     An empty body is ``{}`` where the route has no required field.
     """
-    from gateway.errors import invalid
-
     parsed: dict[str, Any] | None = g.get("body")
     if parsed is not None:
         return parsed
@@ -87,7 +86,7 @@ def read_body(*, required: bool = True) -> dict[str, Any]:
         except (ValueError, RecursionError) as exc:
             raise invalid(f"the body is not valid JSON ({exc})") from exc
     if not isinstance(body, dict):
-        raise invalid(f"the body must be an object, not {_kind(body)}")
+        raise invalid(f"the body must be an object, not {kind(body)}")
     g.body = body
     return body
 
@@ -99,47 +98,10 @@ def _duplicate(key: object) -> str:
 
 def peek(field: str) -> Any:
     """A top-level field of the body if it parses, else None; never raises."""
-    from gateway.errors import ApiError
-
     try:
         return read_body().get(field)
     except ApiError:
         return None
-
-
-def take(
-    body: dict[str, Any], required: tuple[str, ...], optional: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    """The named fields; a 400 naming any missing, null or unknown field."""
-    from gateway.errors import invalid
-
-    unknown = sorted(str(k) for k in body if k not in required and k not in optional)
-    if unknown:
-        raise invalid("unknown field(s): " + ", ".join(unknown))
-    missing = [f for f in required if body.get(f) is None]
-    if missing:
-        raise invalid("missing field(s): " + ", ".join(missing))
-    for name, value in body.items():
-        if isinstance(value, float):
-            raise invalid(
-                f"{name}: numbers must be strings or integers, not floats "
-                f"({value!r} cannot be kept exact)"
-            )
-        if isinstance(value, dict | list | bool | bytes):
-            raise invalid(f"{name}: must be a string or integer, not {_kind(value)}")
-    return {f: body.get(f) for f in required + optional}
-
-
-def _kind(value: Any) -> str:
-    return {
-        dict: "an object",
-        list: "an array",
-        str: "a string",
-        int: "a number",
-        float: "a number",
-        bool: "a boolean",
-        bytes: "binary data",
-    }.get(type(value), "null")
 
 
 def wants_msgpack() -> bool:

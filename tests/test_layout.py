@@ -34,27 +34,9 @@ LAYERS: list[tuple[str, int, tuple[str, ...]]] = [
     ("gateway", 6, ("gateway.*",)),
 ]
 
-# Known circles in gateway/, being removed with the gateway's own restructuring (the
-# blueprints take get_ledger from the package whose create_app imports them; wire.py and
-# errors.py import each other). Each entry is one import edge left out of the circle check;
-# an entry whose import is gone fails the test, so this list can only shrink.
-ALLOWED_EDGES: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("gateway.auth", "gateway"),
-        ("gateway.baskets", "gateway"),
-        ("gateway.dashboard", "gateway"),
-        ("gateway.drills", "gateway"),
-        ("gateway.health", "gateway"),
-        ("gateway.ledger_metrics", "gateway"),
-        ("gateway.ops", "gateway"),
-        ("gateway.orders", "gateway"),
-        ("gateway.overrides", "gateway"),
-        ("gateway.prices", "gateway"),
-        ("gateway.reconcile", "gateway"),
-        ("gateway.states", "gateway"),
-        ("gateway.wire", "gateway.errors"),
-    }
-)
+# Import edges left out of the circle check, each with the reason. An entry whose import
+# is gone fails the test, so this list can only shrink. It is empty: no circle is allowed.
+ALLOWED_EDGES: frozenset[tuple[str, str]] = frozenset()
 
 
 def modules(root: Path, packages: tuple[str, ...]) -> dict[str, Path]:

@@ -112,12 +112,12 @@ def test_a_symbol_with_a_slash_is_set_and_resumed_by_its_path(client, auth, post
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ({}, "prices: must be a non-empty array"),
+        ({}, "missing field(s): prices"),
         ({"prices": []}, "non-empty array"),
         ({"prices": {"AAPL": "1"}}, "non-empty array"),
         ({"prices": [{"symbol": "AAPL", "price": "1"}], "by": "me"}, "unknown field(s): by"),
         ({"prices": ["AAPL=1"]}, "prices[0]: must be an object"),
-        ({"prices": [{"symbol": "AAPL"}]}, "prices[0]: missing price"),
+        ({"prices": [{"symbol": "AAPL"}]}, "prices[0]: missing field(s): price"),
         ({"prices": [{"symbol": "AAPL", "price": "1", "t": 5}]}, "prices[0]: unknown field(s): t"),
         ({"prices": [{"symbol": 7, "price": "1"}]}, "prices[0].symbol: must be a string"),
         (
