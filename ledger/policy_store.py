@@ -11,6 +11,7 @@ import ledger.archive as archive
 from ledger._types import RedisClient
 from ledger.errors import LedgerError
 from ledger.keys import Keys
+from ledger.lifecycle import LIFE_FIELD
 from ledger.policy import Node, Policy
 from ledger.reasons import Reason
 from ledger.scripts import ScriptSet
@@ -101,6 +102,7 @@ def firm_fields(policy: Policy, firm: str, rev: int, now_ms: int) -> dict[str, A
         "meta|mu": policy.minor_units,
         "meta|day": _pack({"r": day.roll_ms, "s": day.segments(now_ms)}),
         "meta|ovmax": controls.max_override_ms,
+        LIFE_FIELD: _pack(controls.lifecycle.packed()),
     }
     if controls.require_archive:
         fields["meta|ra"] = 1
