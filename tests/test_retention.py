@@ -110,3 +110,4 @@ def test_retention_read_when_the_order_closes(clock: Clock) -> None:
     load(lg, retention={"closed_orders": "2h"})
     assert lg.release("o1", "cancelled").ok
     assert ttl(lg, "o1") == 2 * HOUR
+
