@@ -19,7 +19,7 @@ from flask import Blueprint, Response, g
 from gateway import get_ledger
 from gateway.auth import caller_firms, requires
 from gateway.errors import ApiError, invalid
-from gateway.orders import ORDER_FIELDS, ORDER_OPTIONAL, status_for
+from gateway.orders import ORDER_FIELDS, ORDER_OPTIONAL, order_of, status_for
 from gateway.wire import read_body, respond, take
 from ledger.client import MAX_BASKET_LEGS
 from ledger.order import Order
@@ -40,7 +40,7 @@ def _legs(raw: Any) -> list[Order]:
         if not isinstance(leg, dict):
             raise invalid(f"orders[{i}]: must be an object")
         try:
-            legs.append(Order(**take(leg, ORDER_FIELDS, ORDER_OPTIONAL)))
+            legs.append(order_of(take(leg, ORDER_FIELDS, ORDER_OPTIONAL)))
         except ApiError as exc:
             # take() speaks of fields; the leg's position makes the message findable.
             raise invalid(f"orders[{i}]: {exc.message}") from exc

@@ -42,6 +42,20 @@ _WHOSE = {
     "is bound to no firm and several firms hold the id (else 400 INVALID_ORDER naming them).",
 }
 _NODE = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}
+#: FIX tag 59 and 126 (ledger/lifecycle.py).
+_TIF = {
+    "type": "string",
+    "enum": ["DAY", "GTC", "GTD", "IOC", "FOK"],
+    "default": "DAY",
+    "description": "DAY expires at the firm's trading-day roll, GTC never, GTD at expire_time; "
+    "IOC and FOK are released at the first fill or release, or after the policy's grace.",
+}
+_EXPIRE = {
+    "type": "string",
+    "format": "date-time",
+    "description": "GTD only (and required with it): ISO 8601 in UTC, e.g. "
+    "2026-11-30T21:00:00Z or 2026-11-30T21:00:00.250Z; must be after the ledger's time.",
+}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -643,6 +657,8 @@ def document() -> dict[str, Any]:
                             "description": "Where the order goes (e.g. XNAS); required by "
                             "accounts whose policy lists venues.",
                         },
+                        "time_in_force": _TIF,
+                        "expire_time": _EXPIRE,
                     },
                 },
                 "Basket": {
@@ -720,11 +736,35 @@ def document() -> dict[str, Any]:
                         },
                     },
                 },
+                "SweepResult": {
+                    "type": "object",
+                    "required": ["firms", "expired"],
+                    "properties": {
+                        "firms": {
+                            "type": "object",
+                            "additionalProperties": {"type": "integer"},
+                            "description": "Firm -> expired orders released by this call.",
+                        },
+                        "expired": {"type": "integer"},
+                    },
+                },
                 "Replace": {
                     "type": "object",
                     "additionalProperties": False,
                     "required": ["qty", "price"],
-                    "properties": {"qty": _QTY, "price": _NUMBER, "account": _WHOSE},
+                    "properties": {
+                        "qty": _QTY,
+                        "price": _NUMBER,
+                        "account": _WHOSE,
+                        "time_in_force": {
+                            **_TIF,
+                            "enum": ["DAY", "GTC", "GTD"],
+                            "description": "Left out: the order keeps its time in force and "
+                            "due time. Given: the new one (DAY: the next roll). IOC and FOK "
+                            "orders keep theirs.",
+                        },
+                        "expire_time": _EXPIRE,
+                    },
                 },
                 "Fill": {
                     "type": "object",
@@ -1152,6 +1192,21 @@ def document() -> dict[str, Any]:
                     "security": [{"bearer": []}],
                     "responses": {
                         "200": _resp("The active kills.", "Kills"),
+                        **_AUTH,
+                        **_UNAVAILABLE,
+                    },
+                },
+            },
+            "/v1/sweep": {
+                "post": {
+                    "summary": "Release every order whose time in force has run out",
+                    "description": "Role: ops (a token bound to firms: those firms). Each "
+                    "decision already retires a few due orders; this does the rest. Every "
+                    "expiry is audited (release, expired) and published on the events channel.",
+                    "security": [{"bearer": []}],
+                    "responses": {
+                        "200": _resp("Expired orders released, per firm.", "SweepResult"),
+                        "400": _resp("A body with fields (INVALID_REQUEST); nothing changed."),
                         **_AUTH,
                         **_UNAVAILABLE,
                     },

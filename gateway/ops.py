@@ -7,6 +7,9 @@
   instruction per open order (:mod:`ledger.cancels`), so that every instance
   can cancel at its venue sessions the orders it routed.
 * ``GET /v1/kill`` (ops, desk-head): active kills with who, when and why.
+* ``POST /v1/sweep`` (ops): release every order whose time in force has run
+  out (each decision already retires a few by itself); each expiry is audited
+  and published on the events channel by the ledger.
 * ``GET /v1/utilization?scope=...`` (desk-head for its own desks, ops,
   risk-admin): per node and limit, used against limit.
 """
@@ -20,7 +23,7 @@ import redis
 from flask import Blueprint, Response, current_app, g, request
 
 from gateway import get_ledger, metrics, scoping
-from gateway.auth import requires
+from gateway.auth import caller_firms, requires
 from gateway.errors import ApiCode, ApiError, invalid
 from gateway.events import publish
 from gateway.wire import read_body, respond, take
@@ -116,6 +119,15 @@ def kill() -> Response:
 def unkill() -> Response:
     """Lift a kill switch."""
     return _switch("unkill")
+
+
+@bp.post("/sweep")
+@requires(Role.OPS)
+def sweep() -> Response:
+    """Release the orders due by server time now, in the caller's firms."""
+    take(read_body(required=False), ())
+    done = get_ledger().sweep(firm=caller_firms(g.principal))
+    return respond({"firms": done, "expired": sum(done.values())})
 
 
 @bp.get("/kill")

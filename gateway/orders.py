@@ -23,13 +23,15 @@ from ledger.reasons import Reason
 from ledger.results import Decision
 from ledger.tokens import Role
 
-__all__ = ["bp", "status_for", "ORDER_FIELDS", "ORDER_OPTIONAL"]
+__all__ = ["bp", "status_for", "order_of", "ORDER_FIELDS", "ORDER_OPTIONAL"]
 
 bp = Blueprint("orders", __name__, url_prefix="/v1/orders")
 
 ORDER_FIELDS = ("order_id", "trader", "strategy", "account", "symbol", "side", "qty", "price")
 #: Fields an order may carry besides the required ones.
-ORDER_OPTIONAL = ("venue",)
+ORDER_OPTIONAL = ("venue", "time_in_force", "expire_time")
+#: What a replace may carry besides qty and price: whose order, and a new time in force.
+REPLACE_OPTIONAL = ("account", "time_in_force", "expire_time")
 _STATUS = {
     Reason.INVALID_ORDER: 400,
     Reason.UNKNOWN_ORDER: 404,
@@ -64,6 +66,11 @@ def _observe(response: Response) -> Response:
     return response
 
 
+def order_of(fields: dict[str, Any]) -> Order:
+    """The order of a body's fields; an optional field left out takes the library's default."""
+    return Order(**{k: v for k, v in fields.items() if v is not None})
+
+
 def _whose(fields: dict[str, Any]) -> dict[str, Any]:
     """Whose order the path's id is: the caller's firms, and the account if the body names one.
 
@@ -86,7 +93,7 @@ def reserve() -> Response:
     """Check and reserve a new order."""
     fields = take(read_body(), ORDER_FIELDS, ORDER_OPTIONAL)
     decision = get_ledger().reserve(
-        Order(**fields), actor=g.principal.name, firm=caller_firms(g.principal)
+        order_of(fields), actor=g.principal.name, firm=caller_firms(g.principal)
     )
     # A replay created nothing: 200 while the order is open, 409 once it is closed.
     return _answer(decision, ok_status=200 if decision.replayed else 201)
@@ -96,10 +103,16 @@ def reserve() -> Response:
 @requires(Role.ORDER_ENTRY)
 def replace(order_id: str) -> Response:
     """Modify an open order to a new total qty and price."""
-    fields = take(read_body(), ("qty", "price"), ("account",))
+    fields = take(read_body(), ("qty", "price"), REPLACE_OPTIONAL)
     return _answer(
         get_ledger().replace(
-            order_id, fields["qty"], fields["price"], actor=g.principal.name, **_whose(fields)
+            order_id,
+            fields["qty"],
+            fields["price"],
+            actor=g.principal.name,
+            time_in_force=fields["time_in_force"],
+            expire_time=fields["expire_time"],
+            **_whose(fields),
         )
     )
 

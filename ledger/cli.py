@@ -29,6 +29,7 @@ from ledger.cancels import cancel_instructions
 from ledger.cli_audit import archive, lag_dicts, lag_lines, search, verify
 from ledger.cli_drill import drill
 from ledger.cli_exposure import exposure
+from ledger.cli_life import sweep
 from ledger.cli_override import override, stress
 from ledger.cli_prices import prices, symbol
 from ledger.cli_reconcile import reconcile
@@ -513,6 +514,7 @@ cli.add_command(override)
 cli.add_command(stress)
 cli.add_command(drill)
 cli.add_command(reconcile)
+cli.add_command(sweep)
 
 
 def main() -> None:

@@ -92,7 +92,9 @@ def test_rejected_ids_keep_their_own_shorter_ttl(clock: Clock) -> None:
     assert ttl(lg, "r1") == 60_000
 
 
-@pytest.mark.parametrize(("spec", "expected"), [({}, 3 * 24 * HOUR), ({"closed_orders": "never"}, -1)])
+@pytest.mark.parametrize(
+    ("spec", "expected"), [({}, 3 * 24 * HOUR), ({"closed_orders": "never"}, -1)]
+)
 def test_the_default_retention_and_never(clock: Clock, spec: dict[str, Any], expected: int) -> None:
     lg = clock.ledger
     clock.set_ms(T0)
@@ -110,4 +112,3 @@ def test_retention_read_when_the_order_closes(clock: Clock) -> None:
     load(lg, retention={"closed_orders": "2h"})
     assert lg.release("o1", "cancelled").ok
     assert ttl(lg, "o1") == 2 * HOUR
-

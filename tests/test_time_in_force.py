@@ -285,15 +285,22 @@ def test_invalid_time_in_force_on_replace_changes_nothing(clock: Clock) -> None:
     assert lg.reserve(tif_order("i1", "IOC")).accepted
     before = exposure(lg), lg.redis.zrange(lg.keys.expiry("F1"), 0, -1, withscores=True)
     cases = [
-        ("g1", {"time_in_force": "IOC"}, "time_in_force: a replace takes DAY, GTC or GTD, got 'IOC'"),
+        (
+            "g1",
+            {"time_in_force": "IOC"},
+            "time_in_force: a replace takes DAY, GTC or GTD, got 'IOC'",
+        ),
         ("g1", {"time_in_force": "GTD"}, "expire_time: is required with time_in_force GTD"),
         (
             "g1",
             {"time_in_force": "GTD", "expire_time": iso(T0)},
             "expire_time: must be after the ledger's time now; nothing changed",
         ),
-        ("i1", {"time_in_force": "DAY"}, "time_in_force: an IOC order keeps its time in force; "
-         "nothing changed"),
+        (
+            "i1",
+            {"time_in_force": "DAY"},
+            "time_in_force: an IOC order keeps its time in force; nothing changed",
+        ),
     ]
     for order_id, fields, message in cases:
         d = lg.replace(order_id, "10", "100", **fields)
