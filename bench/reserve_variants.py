@@ -83,6 +83,16 @@ CUTS: tuple[Variant, ...] = (
         "duplicate-guard key (SET with PX)",
         (_off(r"rcall\('SET', leg\.dup_key, [^\n]*\)"),),
     ),
+    Variant(
+        "no_time_in_force",
+        "time in force hooks (due-order check, leg check, due time, expiry-index ZADD)",
+        (
+            _off(r"expire_due\(life, now, EXPIRE_PER_CALL\)"),
+            (r"local bad_tif = tif_reject\(leg\.tif, leg\.exp, now\)", "local bad_tif = nil"),
+            (r"due = due_of\(policy_key, leg\.tif, leg\.exp, info\.day, now\)", "due = nil"),
+            _off(r"if plan\.due then rcall\('ZADD', life\.exp, plan\.due, leg\.order_key\) end"),
+        ),
+    ),
 )
 #: Every cut at once: the checks and the node states' write only.
 COMBINED = "checks_only"

@@ -18,10 +18,9 @@ from gateway.api import api
 from gateway.auth import caller_firms, requires
 from gateway.bodies import Basket
 from gateway.connection import get_ledger
-from gateway.orders import status_for
+from gateway.orders import order_of, status_for
 from gateway.replies import BasketDecision
 from gateway.wire import respond
-from ledger import Order
 from ledger.store.tokens import Role
 
 __all__ = ["bp"]
@@ -55,7 +54,7 @@ bp = Blueprint("baskets", __name__, url_prefix="/v1/baskets")
 def reserve_basket(basket: Basket) -> Response:
     """Reserve a basket of orders, all or nothing."""
     result = get_ledger().reserve_basket(
-        [Order(**leg.__dict__) for leg in basket.orders],
+        [order_of(leg) for leg in basket.orders],
         basket_id=basket.basket_id,
         actor=g.principal.name,
         firm=caller_firms(g.principal),

@@ -31,6 +31,7 @@ __all__ = [
     "NewOrder",
     "Replace",
     "Cancel",
+    "Sweep",
     "Fill",
     "Release",
     "Basket",
@@ -68,11 +69,34 @@ Whose = Annotated[
 ]
 
 
+#: FIX tag 59 (ledger/policy/lifecycle.py): the library checks it; the caller gets its message.
+TimeInForce = Annotated[
+    Name | None,
+    Field(
+        json_schema_extra={"enum": ["DAY", "GTC", "GTD", "IOC", "FOK"]},
+        description="DAY (the default) expires at the firm's trading-day roll, GTC never, GTD "
+        "at expire_time; IOC and FOK are released at the first fill or release, or after the "
+        "policy's grace. A replace takes DAY, GTC or GTD; left out, the order keeps its own.",
+    ),
+]
+#: FIX tag 126.
+ExpireTime = Annotated[
+    Name | None,
+    Field(
+        json_schema_extra={"format": "date-time"},
+        description="GTD only (and required with it): ISO 8601 in UTC, e.g. "
+        "2026-11-30T21:00:00Z or 2026-11-30T21:00:00.250Z; must be after the ledger's time.",
+    ),
+]
+
+
 class _Terms(Body):
     """What a new order, a basket leg and a replace all carry (a field added here, all take)."""
 
     qty: Qty
     price: Number
+    time_in_force: TimeInForce = None
+    expire_time: ExpireTime = None
 
 
 class NewOrder(_Terms):
@@ -97,6 +121,10 @@ class Replace(_Terms):
     """An open order's new total qty and price."""
 
     account: Whose = None
+
+
+class Sweep(Body):
+    """Nothing to say: the sweep covers the caller's firms."""
 
 
 class Cancel(Body):

@@ -12,6 +12,12 @@ routed. A kill asked for with ``cancel_open`` also carries ``"cancel_open": true
 and ``"cancels"``: one instruction per order still open, each
 ``{"action": "cancel", "order_id", "account", "strategy", "trader", "symbol",
 "side", "leaves_qty"}``; an instance sends those it routed to its venue sessions.
+The ledger itself publishes on the same channel each time it releases orders
+whose time in force ran out (lua/includes/expiry.lua), one event per script
+call: ``{"type": "expire", "firm", "by": "system:expiry", "reason": "expired",
+"at_ms", "open_orders": [...], "cancel_open": true, "cancels": [...]}``, each
+cancel as above plus ``"reason": "expired"``, so an instance cancels them at
+the venue as it does a kill's.
 The kill itself does not depend on the event: every decision reads the kill
 switches in Redis, so the next order on any instance is refused even if no
 one listens. (``redis-cli SUBSCRIBE ledger:events`` shows the stream.)

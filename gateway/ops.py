@@ -7,6 +7,9 @@
   instruction per open order (:mod:`ledger.facade.cancels`), so that every instance
   can cancel at its venue sessions the orders it routed.
 * ``GET /v1/kill`` (ops, desk-head): active kills with who, when and why.
+* ``POST /v1/sweep`` (ops): release every order whose time in force has run
+  out (each decision already retires a few by itself); each expiry is audited
+  and published on the events channel by the ledger.
 * ``GET /v1/utilization?scope=...`` (desk-head for its own desks, ops,
   risk-admin): per node and limit, used against limit.
 """
@@ -22,12 +25,12 @@ from flask import Blueprint, Response, current_app, g, request
 import gateway.metrics as metrics
 import gateway.scoping as scoping
 from gateway.api import api
-from gateway.auth import requires
-from gateway.bodies import Kill, Unkill
+from gateway.auth import caller_firms, requires
+from gateway.bodies import Kill, Sweep, Unkill
 from gateway.connection import get_ledger
 from gateway.errors import ApiCode, ApiError, invalid
 from gateway.events import publish
-from gateway.replies import KillAnswer, Kills, Utilization
+from gateway.replies import KillAnswer, Kills, SweepResult, Utilization
 from gateway.wire import respond
 from ledger.errors import LedgerUnavailable
 from ledger.facade.cancels import cancel_instructions
@@ -119,6 +122,19 @@ def unkill(body: Unkill) -> Response:
     Refused (403 REENABLE_REFUSED) for the identity that set an automatic kill.
     """
     return _switch("unkill", body)
+
+
+@bp.post("/sweep")
+@requires(Role.OPS)
+@api(Sweep, optional=True, answers={200: ("Released what was due.", SweepResult)})
+def sweep(body: Sweep) -> Response:
+    """Release the orders due by server time now, in the caller's firms.
+
+    Each decision already retires a few by itself; each expiry is audited and
+    published on the events channel by the ledger.
+    """
+    done = get_ledger().sweep(firm=caller_firms(g.principal))
+    return respond({"firms": done, "expired": sum(done.values())})
 
 
 @bp.get("/kill")

@@ -27,7 +27,7 @@ from gateway.wire import peek, respond
 from ledger import Decision, Order, Reason
 from ledger.store.tokens import Role
 
-__all__ = ["bp", "status_for"]
+__all__ = ["bp", "status_for", "order_of"]
 
 bp = Blueprint("orders", __name__, url_prefix="/v1/orders")
 
@@ -63,6 +63,11 @@ def _observe(response: Response) -> Response:
         result = "accepted" if response.status_code in (200, 201) else "rejected"
         m.decisions.labels(op=op, result=result, reason=reason).inc()
     return response
+
+
+def order_of(body: NewOrder) -> Order:
+    """The library's order of a checked body; a field left out takes the library's default."""
+    return Order(**{k: v for k, v in body.__dict__.items() if v is not None})
 
 
 def _whose(account: str | None) -> dict[str, Any]:
@@ -124,7 +129,7 @@ _ORDER_ANSWERS = {
 def reserve(order: NewOrder) -> Response:
     """Pre-trade check and reserve a new order."""
     decision = get_ledger().reserve(
-        Order(**order.__dict__), actor=g.principal.name, firm=caller_firms(g.principal)
+        order_of(order), actor=g.principal.name, firm=caller_firms(g.principal)
     )
     # A replay created nothing: 200 while the order is open, 409 once it is closed.
     return _answer(decision, ok_status=200 if decision.replayed else 201)
@@ -141,7 +146,13 @@ def replace(body: Replace, order_id: str) -> Response:
     """Modify an open order's qty and price (re-checked)."""
     return _answer(
         get_ledger().replace(
-            order_id, body.qty, body.price, actor=g.principal.name, **_whose(body.account)
+            order_id,
+            body.qty,
+            body.price,
+            actor=g.principal.name,
+            time_in_force=body.time_in_force,
+            expire_time=body.expire_time,
+            **_whose(body.account),
         )
     )
 

@@ -25,6 +25,7 @@ __all__ = [
     "ReleaseResult",
     "KillAnswer",
     "Kills",
+    "SweepResult",
     "StateAnswer",
     "States",
     "Utilization",
@@ -168,6 +169,11 @@ class KillSwitch(Answer):
     by: str | None
     reason: str | None
     at_ms: int | None
+
+
+class SweepResult(Answer):
+    firms: dict[str, int] = Field(description="Firm -> expired orders released by this call.")
+    expired: int
 
 
 class Kills(Answer):

@@ -1,6 +1,6 @@
 --[[
   Cancel request: counts a cancel message against the windows on the order's
-  path. The reservation stays until the venue confirms (see release-5.lua).
+  path. The reservation stays until the venue confirms (see release-7.lua).
   A cancel is refused only for MESSAGE_RATE (a message is a message to the
   venue); kill switches never block it. It counts toward the cancel-to-new
   ratio of every node that has one.

@@ -1,7 +1,7 @@
 --[[
   Set or clear a kill switch for one scope of one firm. A kill blocks every
   new order under the scope on the very next decision (reserve-n.lua and
-  replace-9.lua read the kills hash and the global key) and returns the ids
+  replace-11.lua read the kills hash and the global key) and returns the ids
   of the open orders under the scope so the caller can cancel them.
   The global scope is the plain string key KEYS[3]; its existence alone stops
   trading, so ops can also set it with redis-cli. Its who/when are kept in

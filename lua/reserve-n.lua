@@ -13,14 +13,17 @@
     KEYS[1] policy hash, KEYS[2] kills hash, KEYS[3] global kill key (plain in
     single-instance mode, firm mirror on a cluster), KEYS[4] aggregates hash,
     KEYS[5] open-order index, KEYS[6] audit stream, KEYS[7] controls hash,
-    KEYS[8] reference prices hash, KEYS[9] positions hash (all of one firm),
-    then per leg: the order hash and the duplicate-guard key
+    KEYS[8] reference prices hash, KEYS[9] positions hash, KEYS[10] expiry index
+    (all of one firm), then per leg: the order hash and the duplicate-guard key
     ARGV[1] actor, ARGV[2] audit stream max length, ARGV[3] how long a
     rejected single order id is remembered (ms), ARGV[4] basket id ("" for a
-    single order), then per leg 13 fields: order id, firm, desk (caller's
+    single order), then per leg 15 fields: order id, firm, desk (caller's
     routing, verified here), account, strategy, trader, symbol, side, qty
     (whole units), price numerator, price scale (price = num / 10^scale),
-    fingerprint of the order fields (idempotency), venue ("" for none)
+    fingerprint of the order fields (idempotency), venue ("" for none),
+    time in force (DAY, GTC, GTD, IOC, FOK), GTD's expire time in ms ("" otherwise)
+  Before deciding, the call retires up to EXPIRE_PER_CALL due orders of the
+  firm (includes/expiry.lua).
   Output: for a single order, the decision array
     [1] code: OK or a reject reason (see ledger/reasons.py)
     [2] scope that decided (e.g. "desk:EQ-CASH") or nil
@@ -40,7 +43,8 @@
     PRICE_COLLAR, DUPLICATE_ORDER_ID, DUPLICATE_ORDER, REDUCE_ONLY, MAX_ORDER_QTY,
     MAX_ORDER_NOTIONAL, OPEN_ORDERS_LIMIT, GROSS_LIMIT, NET_LIMIT, CONCENTRATION_LIMIT,
     DAILY_LOSS_LIMIT, MESSAGE_RATE, CANCEL_RATIO, BASKET_LIMIT, INVALID_ORDER (a stored
-    sum would pass 2^53 - 1: refused, not remembered, the message last)
+    sum would pass 2^53 - 1, or an expire time not after server time: refused,
+    not remembered, the message last)
 ]]
 --- @include "common"
 --- @include "money"
@@ -52,14 +56,18 @@
 --- @include "path"
 --- @include "deviation"
 --- @include "prices"
+--- @include "expiry"
 
 local policy_key, kills_key, global_key, agg_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local open_key, audit_key, controls_key, prices_key, pos_key = KEYS[5], KEYS[6], KEYS[7],
   KEYS[8], KEYS[9]
 local actor, maxlen, reject_ttl, basket = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local STRIDE = 13
+local STRIDE = 15
 local nlegs = (#ARGV - 4) / STRIDE
 local now = now_ms()
+-- Time in force (includes/expiry.lua): the firm's expiry index and what retiring touches.
+local life = {policy = policy_key, agg = agg_key, open = open_key, pos = pos_key,
+  audit = audit_key, maxlen = maxlen, exp = KEYS[10]}
 
 -- State read once and shared by the legs: node arrays by scope, positions by
 -- "scope|symbol"; what a leg reserves is applied here for the next leg to see.
@@ -89,7 +97,8 @@ local function leg_of(i)
     'account:' .. a[b + 4], 'strategy:' .. a[b + 5], 'trader:' .. a[b + 6]},
     ids = {a[b + 2], a[b + 3], a[b + 4], a[b + 5], a[b + 6]}, sym = a[b + 7], side = a[b + 8],
     qty = tonumber(a[b + 9]), pn = tonumber(a[b + 10]), ps = tonumber(a[b + 11]),
-    fp = a[b + 12], venue = a[b + 13], order_key = KEYS[8 + 2 * i], dup_key = KEYS[9 + 2 * i]}
+    fp = a[b + 12], venue = a[b + 13], order_key = KEYS[9 + 2 * i], dup_key = KEYS[10 + 2 * i],
+    tif = a[b + 14], exp = a[b + 15]}
 end
 
 -- The duplicate window of a path: the longest any node sets, and that node.
@@ -106,6 +115,9 @@ end
 -- decision and what the commit must write.
 local function decide(leg)
   local s = leg.scopes
+  -- Time in force hook: a GTD already due is refused, not remembered.
+  local bad_tif = tif_reject(leg.tif, leg.exp, now)
+  if bad_tif then return bad_tif, nil, true end
   local kill = killed(kills_key, global_key, s)
   if kill then return reject_array(R.KILL_SWITCH, kill) end
   local info, rej = load_path(policy_key, s, leg.sym, leg.venue)
@@ -166,7 +178,8 @@ local function decide(leg)
   if inexact then return inexact_reject(amount), nil, true end
   count_messages(path, now, 9)
   if window > 0 then fresh_dups[leg.dup_key] = window end
-  return d, {leg = leg, mu = info.mu, amount = amount, d = d, path = path}
+  return d, {leg = leg, mu = info.mu, amount = amount, d = d, path = path,
+    due = due_of(policy_key, leg.tif, leg.exp, info.day, now)}
 end
 
 local function audit_leg(leg, d)
@@ -190,6 +203,9 @@ local function commit(plans)
         leg.side, plan.mu, leg.venue}),
       'qty', leg.qty, 'pn', leg.pn, 'ps', leg.ps, 'cum', 0, 'res', plan.amount, 'fn', 0)
     if basket ~= '' then rcall('HSET', leg.order_key, 'bk', basket) end
+    -- Time in force hook: DAY is the default and is not stored.
+    if leg.tif ~= 'DAY' then rcall('HSET', leg.order_key, 'tif', leg.tif) end
+    if plan.due then rcall('ZADD', life.exp, plan.due, leg.order_key) end
     if fresh_dups[leg.dup_key] then
       rcall('SET', leg.dup_key, leg.id, 'PX', fresh_dups[leg.dup_key])
     end
@@ -217,6 +233,9 @@ local function replayed(dec, st, why)
   d[#d + 1] = why or ''
   return d
 end
+
+-- Time in force hook: every decision retires a bounded number of due orders first.
+expire_due(life, now, EXPIRE_PER_CALL)
 
 -- A single order: rejects are remembered with the order id, except those a
 -- policy load or a routing refresh may cure.

@@ -30,6 +30,13 @@ the ledger. It follows the check order of lua/reserve-n.lua:
 * a replay says what the order is now (``state``): open, or rejected as it
   was; an order since filled or released replays as ORDER_CLOSED (a basket:
   at its first such leg), never as an acceptance.
+* time in force (lua/includes/expiry.lua): an open order is due at its
+  expire time (GTD), after the IOC grace (IOC, FOK), at the roll (DAY, never
+  within a run), never (GTC). Every reserve, basket and replace first retires
+  the EXPIRE_PER_DECISION open orders due earliest (ties by order id), a
+  replace then its own order if due; the sweep retires all. Retiring is a
+  release. The first fill of an IOC or FOK order that leaves some open
+  releases the rest (reserved 0 in the answer).
 
 Message windows, the cancel-to-new ratio and the fill throttle are set far
 beyond what a run can send (they depend on time), so their code runs and
@@ -50,6 +57,7 @@ from typing import Any
 
 from ledger import Decision, Order, Reason
 from ledger.facade.results import BasketDecision
+from ledger.policy.lifecycle import DEFAULT_IOC_GRACE_MS, EXPIRE_PER_DECISION, expire_ms
 
 MINOR_UNITS = 2
 FIRM = "F"
@@ -453,6 +461,9 @@ class MOrder:
     cum: int = 0
     fn: int = 0
     fills: set[str] = field(default_factory=set)
+    tif: str = "DAY"
+    #: Due time in ms of server time; None: not within a run (GTC, DAY).
+    due: int | None = None
 
     @property
     def leaves(self) -> int:
@@ -463,11 +474,22 @@ class MOrder:
         return BUY if self.side == "buy" else SELL
 
 
-Fingerprint = tuple[str, str, str, str, str, int, Decimal]
+Fingerprint = tuple[str, str, str, str, str, int, Decimal, str, int | None]
 
 
 def fingerprint(o: Order) -> Fingerprint:
-    return (o.trader, o.strategy, o.account, o.symbol, o.side, int(o.qty), Decimal(str(o.price)))
+    expires = expire_ms(o.expire_time) if o.expire_time is not None else None
+    return (
+        o.trader,
+        o.strategy,
+        o.account,
+        o.symbol,
+        o.side,
+        int(o.qty),
+        Decimal(str(o.price)),
+        o.time_in_force,
+        expires,
+    )
 
 
 def path_of(o: Order) -> tuple[str, ...]:
@@ -527,6 +549,31 @@ class Model:
         #: Duplicate-guard keys "ACCOUNT|SYM|SIDE|QTY|PRICE" set by accepted orders.
         self.dups: set[str] = set()
         self.messages = 0
+        #: Server time, ms: the test clock's.
+        self.now = 0
+
+    # time in force
+
+    def due_of(self, o: Order) -> int | None:
+        if o.time_in_force == "GTD":
+            return expire_ms(o.expire_time)
+        if o.time_in_force in ("IOC", "FOK"):
+            return self.now + DEFAULT_IOC_GRACE_MS
+        return None
+
+    def _retire(self, oid: str) -> None:
+        self.release(oid)
+
+    def expire_due(self, limit: int | None = EXPIRE_PER_DECISION) -> int:
+        """Retires the open orders due by now, earliest first, at most ``limit``."""
+        due = sorted(
+            (o.due, oid)
+            for oid, o in self.orders.items()
+            if o.status == "open" and o.due is not None and o.due <= self.now
+        )
+        for _, oid in due[:limit]:
+            self._retire(oid)
+        return len(due[:limit])
 
     # helpers
 
@@ -699,6 +746,7 @@ class Model:
         d = self.evaluate(path, amount, req, shadow)
         if d.accepted:
             m = MOrder(path, o.symbol, o.side, qty, price, amount)
+            m.tif, m.due = o.time_in_force, self.due_of(o)
             self._bump(m, amount, qty)
             for scope in path:
                 self.agg[scope].n += 1
@@ -721,6 +769,7 @@ class Model:
         return replace(first, replayed=True, state=state)
 
     def reserve(self, oid: str, o: Order) -> Expected:
+        self.expire_due()
         fp = fingerprint(o)
         if oid in self.first:
             if self.first[oid][0] == fp:
@@ -733,6 +782,7 @@ class Model:
         return d
 
     def reserve_basket(self, basket_id: str, orders: list[Order]) -> BasketExpected:
+        self.expire_due()
         legs = tuple((o.order_id, fingerprint(o)) for o in orders)
         dup_id = reject(Reason.DUPLICATE_ORDER_ID)
         # Only an order this very basket reserved may be named again in it; any
@@ -800,7 +850,10 @@ class Model:
         return BasketExpected(True, Reason.OK, 0, None, tuple(decided))
 
     def replace(self, oid: str, qty: int, price: Decimal) -> Expected:
+        self.expire_due()
         o = self.orders.get(oid)
+        if o is not None and o.status == "open" and o.due is not None and o.due <= self.now:
+            self._retire(oid)
         if o is None:
             return reject(Reason.UNKNOWN_ORDER)
         if o.status != "open":
@@ -881,6 +934,9 @@ class Model:
             o.status = "filled"
         o.res = reserved
         o.fn += amount
+        if open_ and o.status == "open" and o.tif in ("IOC", "FOK"):
+            self._retire(oid)
+            reserved = 0
         return (Reason.OK, o.leaves, o.cum, reserved, amount, False, o.cum > o.qty, False)
 
     def kill(self, scope: str) -> tuple[bool, list[str]]:

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import gzip
 import json
 import signal
@@ -461,8 +462,9 @@ def two_days(clock: Clock, tmp_path: Path) -> Iterator[tuple[Clock, Path]]:
     clock.set_ms(DAY1_LATE - 60_000)
     load(lg)
     clock.set_ms(DAY1_LATE)
-    assert lg.reserve(_t2("X")).accepted
-    assert lg.reserve(_t2("Y")).accepted
+    # GTC: DAY orders would expire at the UTC midnight roll in between.
+    assert lg.reserve(dataclasses.replace(_t2("X"), time_in_force="GTC")).accepted
+    assert lg.reserve(dataclasses.replace(_t2("Y"), time_in_force="GTC")).accepted
     lg.fill("X", "fx1", qty="1", price="1")
     Archiver(clock.redis, lg.keys, tmp_path).run()
     clock.set_ms(DAY2_EARLY)

@@ -1,4 +1,4 @@
-"""Symbol controls of reserve-n.lua and replace-9.lua: symbol and venue entitlement,
+"""Symbol controls of reserve-n.lua and replace-11.lua: symbol and venue entitlement,
 tiers and their per-order caps, reference prices (missing, stale, halted) and the
 price collar.
 

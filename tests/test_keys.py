@@ -126,6 +126,7 @@ def exercise(lg: Ledger, firms: list[str], oids: list[str]) -> None:
         assert lg.overrides.cancel(ov.id, by="test", firm=firm).status == "cancelled"
         assert lg.stress.on(f"firm:{firm}", "0.5", by="test", reason="keys").factor_millionths
         assert lg.stress.off(f"firm:{firm}", by="test", reason="keys").previous_millionths
+        assert lg.sweep(firm=firm) == {firm: 0}
     assert lg.prices.set({"XYZ": "1.5"}, by="test")
     assert lg.prices.resume("XYZ", by="test", reason="keys").already
     lg.kill("global", by="test", reason="keys")

@@ -1,4 +1,4 @@
-"""replace-9, cancel-4, fill-7, release-5: every output code and the exposure they move."""
+"""replace-11, cancel-4, fill-8, release-7: every output code and the exposure they move."""
 
 from __future__ import annotations
 

@@ -37,7 +37,16 @@ EXPECTED: dict[str, list[str]] = {
     "no_firms": ["firms: at least one firm is required"],
     "unknown_top_level_key": [
         "desks: unknown key (allowed: version, currency, minor_units, firms, strategies, traders, "
-        "trading_day, reference_prices, overrides, symbol_groups, tiers, audit)"
+        "trading_day, reference_prices, overrides, symbol_groups, tiers, audit, retention, "
+        "time_in_force)"
+    ],
+    "retention_not_a_duration": [
+        "retention.closed_orders: must be a positive duration such as 250ms, 30s, 30m, 8h or "
+        "1d, got 2 (or never)"
+    ],
+    "ioc_grace_not_a_duration": [
+        "time_in_force.ioc_grace: must be a positive duration such as 250ms, 30s, 30m, 8h or "
+        "1d, got '0s'"
     ],
     "audit_require_archive_not_bool": ["audit.require_archive: must be true or false, got 'yes'"],
     "unknown_limit_key": [
@@ -373,7 +382,8 @@ def test_duplicate_yaml_keys_are_refused_but_merge_overrides_load(tmp_path: Path
         load_policy_file(path)
     assert exc.value.problems[0] == (
         f"{path}: base: unknown key (allowed: version, currency, minor_units, firms, strategies, "
-        "traders, trading_day, reference_prices, overrides, symbol_groups, tiers, audit)"
+        "traders, trading_day, reference_prices, overrides, symbol_groups, tiers, audit, "
+        "retention, time_in_force)"
     )
     path.write_text(
         "version: 1\n"

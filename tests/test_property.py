@@ -11,7 +11,9 @@ position in every symbol, and the utilization view with
 
 The policy is tight so that every reject kind happens often. Message windows,
 the cancel-to-new ratio and the fill throttle depend on wall-clock time: they
-are set far too large to fire.
+are set far too large to fire. The server runs on the test clock
+(tests/fakeclock), frozen and moved by a rule, so that orders with a time in
+force (GTD, IOC, FOK, GTC) come due at a millisecond the model knows.
 
 ``LEDGER_PROPERTY_EXAMPLES`` raises the number of examples for a deeper run.
 """
@@ -19,6 +21,7 @@ are set far too large to fire.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any, cast
@@ -37,6 +40,8 @@ from hypothesis.stateful import (
 )
 
 from ledger import Ledger, Order, parse_policy
+from ledger.policy.lifecycle import format_ms
+from tests.fakeclock.plugin import Clock
 from tests.model import (
     ACCOUNTS,
     ACTIVE,
@@ -60,6 +65,11 @@ from tests.model import (
 )
 
 POLICY = parse_policy(DOC, source="test_property")
+#: Where the test clock starts each example: now, so that ROLLS_AT stays half a day away.
+START_MS = time.time_ns() // 1_000_000
+#: Time in force of the timed orders; GTD's expire time is drawn from GTD_IN_MS.
+TIMED = st.sampled_from(("GTD", "GTD", "IOC", "FOK", "GTC"))
+GTD_IN_MS = st.sampled_from((1, 2, 500, 3_000, 10_000))
 
 SIDES = ("buy", "sell")
 FILL_IDS = ("f1", "f2", "f3")
@@ -103,14 +113,17 @@ class LedgerMachine(RuleBasedStateMachine):
     """Drives the ledger and the model side by side; ``client`` is set per test run."""
 
     client: redis.Redis
+    clock: Clock
 
     def __init__(self) -> None:
         super().__init__()
+        self.clock.set_ms(START_MS)
         self.client.flushall()
         self.lg = Ledger(self.client, actor="property")
         self.lg.load_policy(POLICY, by="test", source="test_property")
         self.lg.prices.set(REFERENCE, by="feed")
         self.model = Model()
+        self.model.now = START_MS
         self.sent: dict[str, Order] = {}
         self.baskets: list[tuple[str, list[Order]]] = []
         self.seq = 0
@@ -172,6 +185,38 @@ class LedgerMachine(RuleBasedStateMachine):
         self, combo: tuple[str, str, str], side: str, qty: int, sym_price: tuple[str, str]
     ) -> None:
         self._reserve(self._order(combo, side, qty, sym_price))
+
+    # Orders with a time in force other than DAY (which never comes due within a run).
+    @rule(
+        combo=st.sampled_from(ACTIVE),
+        side=st.sampled_from(SIDES),
+        qty=QTY,
+        sym_price=priced(TRADED),
+        tif=TIMED,
+        expire_in=GTD_IN_MS,
+    )
+    def reserve_timed(
+        self,
+        combo: tuple[str, str, str],
+        side: str,
+        qty: int,
+        sym_price: tuple[str, str],
+        tif: str,
+        expire_in: int,
+    ) -> None:
+        o = self._order(combo, side, qty, sym_price)
+        expire = format_ms(self.model.now + expire_in) if tif == "GTD" else None
+        self._reserve(replace(o, time_in_force=tif, expire_time=expire))
+
+    @rule(ms=st.sampled_from((1, 2, 499, 1_000, 5_000)))
+    def advance_time(self, ms: int) -> None:
+        self.model.now += ms
+        self.clock.set_ms(self.model.now)
+
+    @rule()
+    def sweep(self) -> None:
+        want = self.model.expire_due(None)
+        assert self.lg.sweep() == {FIRM: want}
 
     # A second reserve rule, of combinations that can trade: new orders are the
     # most frequent step, as on a real gateway.
@@ -435,9 +480,12 @@ class LedgerMachine(RuleBasedStateMachine):
         assert dups == self.model.dups
 
 
-def test_ledger_matches_model(redis_client: redis.Redis) -> None:
+def test_ledger_matches_model(clock: Clock) -> None:
     class Machine(LedgerMachine):
-        client = redis_client
+        pass
+
+    Machine.client = clock.redis
+    Machine.clock = clock
 
     run_state_machine_as_test(Machine, settings=PROPERTY_SETTINGS)
 

@@ -188,14 +188,15 @@ def test_misspelt_code_in_a_real_script_stops_its_load(
     redis_client: redis.Redis, lua_tree: Path
 ) -> None:
     keys = ["t:{F}:order:o1", "t:{F}:agg", "t:{F}:open", "t:{F}:audit", "t:{F}:pos"]
+    keys += ["t:{F}:policy", "t:{F}:expiry"]
     args = ["o1", "why", "test", 100]
-    # As shipped, release-5.lua answers UNKNOWN_ORDER for an order that does not exist...
-    assert redis_client.eval(source("release-5.lua"), 5, *keys, *args)[0] == b"UNKNOWN_ORDER"
+    # As shipped, release-7.lua answers UNKNOWN_ORDER for an order that does not exist...
+    assert redis_client.eval(source("release-7.lua"), 7, *keys, *args)[0] == b"UNKNOWN_ORDER"
     # ...and with the code misspelt it is never sent at all.
-    script = lua_tree / "release-5.lua"
+    script = lua_tree / "release-7.lua"
     script.write_text(script.read_text().replace("R.UNKNOWN_ORDER", "R.UNKNOWN_ORDR"))
-    with pytest.raises(RuntimeError, match=r"release-5.lua: unknown reason code R\.UNKNOWN_ORDR"):
-        source("release-5.lua")
+    with pytest.raises(RuntimeError, match=r"release-7.lua: unknown reason code R\.UNKNOWN_ORDR"):
+        source("release-7.lua")
 
 
 @pytest.mark.parametrize("lua", ["return R.NO_SUCH_CODE", "return R.OK"])
@@ -256,8 +257,8 @@ def test_header_lists_every_argv_the_body_reads(path: Path) -> None:
 
 def test_loader_checks_the_key_count(redis_client: redis.Redis) -> None:
     bound = ScriptSet(redis_client).release
-    assert bound.numkeys == 5
-    with pytest.raises(AssertionError, match="release takes 5 keys, got 3"):
+    assert bound.numkeys == 7
+    with pytest.raises(AssertionError, match="release takes 7 keys, got 3"):
         bound(["a", "b", "c"], [])
     # reserve takes its fixed keys and two per order: the script checks its input.
     assert ScriptSet(redis_client).reserve.numkeys is None

@@ -1,4 +1,4 @@
-"""Reconciliation against a drop copy (ledger/facade/reconcile.py, lua/reconcileOrder-6.lua)."""
+"""Reconciliation against a drop copy (ledger/facade/reconcile.py, lua/reconcileOrder-7.lua)."""
 
 from __future__ import annotations
 
@@ -273,3 +273,22 @@ def test_a_caller_bound_to_other_firms_sees_and_touches_none_of_this_one(lg: Led
     # Named among its firms, the same drop copy is reconciled.
     mine = lg.reconcile(records, by="ops-f1", firm=["F1", "F2"], apply=True)
     assert {r.order_id for r in mine.repairs} == {"O1", "O2"}
+
+
+_RETENTION_MS = 3 * 86_400_000
+
+
+def _ttl(lg: Ledger, order_id: str) -> int:
+    return int(lg.redis.pttl(lg.keys.order("F1", order_id)))
+
+
+def test_reconcile_keeps_what_it_opens_and_retains_what_it_closes(lg: Ledger) -> None:
+    records = _scenario(lg)
+    assert 0 < _ttl(lg, "RELEASED") <= _RETENTION_MS
+    report = lg.reconcile(records, by="ops-anna", reason="after failover", apply=True)
+    assert all(r.reason is Reason.OK for r in report.repairs)
+    # Released in the ledger, open at the venue: open again, so kept for good.
+    assert _ttl(lg, "RELEASED") == -1
+    assert 0 < _ttl(lg, "CANCELLED") <= _RETENTION_MS
+    assert 0 < _ttl(lg, "DONE-UNKNOWN") <= _RETENTION_MS
+    assert _ttl(lg, "MISSING") == -1

@@ -19,6 +19,7 @@ from ledger.cli import (
     audit,
     drill,
     exposure,
+    life,
     override,
     policy,
     prices,
@@ -48,6 +49,7 @@ cli.add_command(override.override)
 cli.add_command(override.stress)
 cli.add_command(drill.drill)
 cli.add_command(reconcile.reconcile)
+cli.add_command(life.sweep)
 
 
 def main() -> None:

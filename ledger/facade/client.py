@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -42,6 +43,7 @@ from ledger.facade.results import (
 )
 from ledger.facade.states import SYSTEM_PREFIX, States, audit_refused, check_reenabler
 from ledger.facade.stress import Stress
+from ledger.policy.lifecycle import check_tif, expire_ms
 from ledger.policy.model import KINDS, Policy, load_policy_file
 from ledger.policy.money import notional_minor, parse_price, parse_qty, parse_signed_money
 from ledger.reasons import Reason
@@ -82,6 +84,8 @@ def _leg_args(valid: ValidOrder, firm: str, desk: str) -> list[Any]:
         valid.price.scale,
         valid.fingerprint,
         o.venue or "",
+        valid.time_in_force,
+        "" if valid.expire_ms is None else valid.expire_ms,
     ]
 
 
@@ -465,6 +469,7 @@ class Ledger:
             k.controls(firm),
             k.prices(firm),
             k.positions(firm),
+            k.expiry(firm),
         ]
 
     def _leg_keys(self, firm: str, valid: ValidOrder) -> list[str]:
@@ -586,15 +591,23 @@ class Ledger:
         actor: str | None = None,
         firm: Firms = None,
         account: str | None = None,
+        time_in_force: str | None = None,
+        expire_time: datetime | str | None = None,
     ) -> Decision:
         """Modify an open order to a new total qty and price; re-checked, all-or-nothing.
 
         ``firm`` / ``account`` say whose order ``order_id`` is (ids are unique per
         firm); with neither, an id held by several firms is refused (INVALID_ORDER).
+        ``time_in_force`` None keeps the order's time in force and due time; DAY,
+        GTC or GTD (with ``expire_time``) sets a new one, as a FIX replace does.
         """
         who = self._actor(actor)
         try:
             check_id(order_id, "order_id")
+            tif_args: list[Any] = ["", ""]
+            if time_in_force is not None or expire_time is not None:
+                tif = check_tif(time_in_force, expire_time, replace=True)
+                tif_args = [tif, expire_ms(expire_time) if tif == "GTD" else ""]
             new_qty, new_price = parse_qty(qty), parse_price(price)
             units = self._units()
             if units is not None:
@@ -618,8 +631,18 @@ class Ledger:
                     k.controls(firm),
                     k.prices(firm),
                     k.positions(firm),
+                    k.open_index(firm),
+                    k.expiry(firm),
                 ],
-                [order_id, new_qty, new_price.numerator, new_price.scale, who, self.audit_maxlen],
+                [
+                    order_id,
+                    new_qty,
+                    new_price.numerator,
+                    new_price.scale,
+                    who,
+                    self.audit_maxlen,
+                    *tif_args,
+                ],
             ),
         )
         if isinstance(raw, Unlocated):
@@ -696,6 +719,8 @@ class Ledger:
                     k.open_index(firm),
                     k.audit(firm),
                     k.positions(firm),
+                    k.policy(firm),
+                    k.expiry(firm),
                 ],
                 [order_id, reason, who, self.audit_maxlen],
             ),
@@ -746,6 +771,7 @@ class Ledger:
                     k.positions(firm),
                     k.policy(firm),
                     k.controls(firm),
+                    k.expiry(firm),
                 ],
                 [
                     order_id,
@@ -975,6 +1001,24 @@ class Ledger:
         repair each order atomically (:mod:`ledger.facade.reconcile`). ``firm``: the firms the
         caller acts for (others' accounts are reported unknown, never touched)."""
         return reconcile(self, records, by=by, reason=reason, apply=apply, firm=firm)
+
+    def sweep(self, *, firm: Firms = None, batch: int = 500) -> dict[str, int]:
+        """Retire every order due by server time now (time in force), firm by firm, in
+        bounded calls of ``batch`` orders; returns the count retired per firm. Each
+        is released as expired, audited and published (lua/sweepExpired-6.lua)."""
+        if not 1 <= batch <= 10_000:
+            raise InvalidInput("batch", f"must be 1 to 10000, got {batch!r}")
+        firms = self._caller_firms(firm, None) or self._known_firms()
+        k, out = self.keys, {}
+        for f in firms:
+            keys = [k.policy(f), k.agg(f), k.open_index(f), k.audit(f), k.positions(f)]
+            keys.append(k.expiry(f))
+            total, more = 0, True
+            while more:
+                raw = self._call(self.scripts.sweep_expired, keys, [batch, self.audit_maxlen])
+                total, more = total + int(raw[1]), bool(int(raw[2]))
+            out[f] = total
+        return out
 
     def check(self) -> views.CheckReport:
         """Verify aggregates against the orders and every enforced budget."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Final
 
 from ledger.errors import InvalidInput
 from ledger.policy.controls import SYMBOL
+from ledger.policy.lifecycle import DEFAULT_TIF, check_tif, expire_ms
 from ledger.policy.model import _ID
 from ledger.policy.money import Price, parse_price, parse_qty
 from ledger.store.keys import check_id
@@ -31,6 +33,10 @@ class Order:
     price: str | int | Decimal
     #: Where the order goes (a market identifier code such as XNAS); None if not named.
     venue: str | None = None
+    #: FIX tag 59: DAY (default), GTC, GTD (with ``expire_time``), IOC or FOK.
+    time_in_force: str = DEFAULT_TIF
+    #: FIX tag 126, GTD only: an aware datetime or an ISO 8601 UTC string.
+    expire_time: datetime | str | None = None
 
     def validate(self) -> ValidOrder:
         """Exact values, or :class:`InvalidInput` naming the first bad field."""
@@ -47,7 +53,10 @@ class Order:
             raise InvalidInput("venue", "must be a venue id of letters, digits, '.', '_' or '-'")
         if self.side not in SIDES:
             raise InvalidInput("side", f"must be 'buy' or 'sell', got {self.side!r}")
-        return ValidOrder(self, parse_qty(self.qty), parse_price(self.price))
+        qty, price = parse_qty(self.qty), parse_price(self.price)
+        tif = check_tif(self.time_in_force, self.expire_time)
+        expires = expire_ms(self.expire_time) if tif == "GTD" else None
+        return ValidOrder(self, qty, price, tif, expires)
 
 
 @dataclass(frozen=True)
@@ -55,12 +64,21 @@ class ValidOrder:
     order: Order
     qty: int
     price: Price
+    time_in_force: str = DEFAULT_TIF
+    #: GTD's expire time, ms since the epoch.
+    expire_ms: int | None = None
 
     @property
     def fingerprint(self) -> str:
         o = self.order
         fields = f"{o.trader}|{o.strategy}|{o.account}|{o.symbol}|{o.side}|{self.qty}|{self.price}"
-        return f"{fields}|{o.venue}" if o.venue else fields
+        fields = f"{fields}|{o.venue}" if o.venue else fields
+        # DAY adds nothing: fingerprints stored before time in force still match.
+        if self.time_in_force != DEFAULT_TIF:
+            fields += f"|tif={self.time_in_force}"
+        if self.expire_ms is not None:
+            fields += f"@{self.expire_ms}"
+        return fields
 
     @property
     def duplicate_key(self) -> str:

@@ -10,7 +10,7 @@ record with a ``fill_id`` is a fill (``order_id``, ``fill_id``, ``qty``,
 
 :func:`reconcile` compares every named order with the ledger and reports each
 difference; with ``apply`` it repairs every order in one script call
-(lua/reconcileOrder-6.lua): missing orders are recorded as reconciled (never
+(lua/reconcileOrder-7.lua): missing orders are recorded as reconciled (never
 refused, flagged when they put a node over a limit), orders closed at the
 venue are released, missing fills are applied by fill id, and qty and price
 become the venue's. Every repair is audited (op ``reconciled``) with who and why.
@@ -518,6 +518,7 @@ def _repair(
             k.audit(firm),
             k.positions(firm),
             k.policy(firm),
+            k.expiry(firm),
         ],
         [who, why, ledger.audit_maxlen, oid, *args_order, *fill_args],
     )

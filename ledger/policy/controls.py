@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ledger.errors import InvalidInput
 from ledger.policy.durations import parse_duration_ms
 from ledger.policy.fields import Fields
+from ledger.policy.lifecycle import Lifecycle, parse_lifecycle
 
 __all__ = [
     "SYMBOL",
@@ -132,6 +133,8 @@ class Controls:
     max_override_ms: int = DEFAULT_MAX_OVERRIDE_MS
     #: ``audit.require_archive``: decisions fail closed rather than outrun the archiver.
     require_archive: bool = False
+    #: ``retention`` and ``time_in_force``: how long closed orders are kept, the IOC grace.
+    lifecycle: Lifecycle = Lifecycle()
 
     def tier_of(self, symbol: str) -> Tier | None:
         for tier in self.tiers.values():
@@ -147,6 +150,8 @@ TOP_KEYS: Final = (
     "symbol_groups",
     "tiers",
     "audit",
+    "retention",
+    "time_in_force",
 )
 
 
@@ -167,7 +172,15 @@ def parse_controls(p: Fields, top: Mapping[str, Any]) -> Controls:
         spec = p.mapping(top["overrides"], "overrides", ("max_duration",))
         if spec is not None and "max_duration" in spec:
             max_override = _duration(p, spec["max_duration"], "overrides.max_duration")
-    return Controls(tiers, groups, prices, day, max_override, _require_archive(p, top))
+    return Controls(
+        tiers,
+        groups,
+        prices,
+        day,
+        max_override,
+        _require_archive(p, top),
+        parse_lifecycle(p, top),
+    )
 
 
 def _require_archive(p: Fields, top: Mapping[str, Any]) -> bool:

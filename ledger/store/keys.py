@@ -30,7 +30,12 @@ Per firm (slot of ``{F}``):
                                        entries; the whole index is the firm's)
 ``P:{F}:order:ID``             hash    one order: path, side, qty, price, cum qty,
                                        reserved and filled notional, state, first decision,
-                                       ``f|FILL_ID`` per fill seen (lua/includes/path.lua)
+                                       ``f|FILL_ID`` per fill seen (lua/includes/path.lua),
+                                       ``tif`` unless DAY; once closed it expires after the
+                                       policy's ``retention.closed_orders``
+``P:{F}:expiry``               zset    open orders with a due time (all but GTC): member the
+                                       order's key, score the due time in ms of server time
+                                       (lua/includes/expiry.lua)
 ``P:{F}:audit``                stream  msgpack audit records of the firm, bounded length; with
                                        the consumer group ``archive``, unarchived ones are
                                        never trimmed (ledger/audit/)
@@ -69,7 +74,8 @@ Global (not firm-tagged; never touched by an order decision except the kill):
 ``P:audit``                    stream  global audit: policy loads, global kills
 ``P:tokens``                   hash    gateway API tokens: sha256 of token -> role, name,
                                        desks (ledger/store/tokens.py); only hashes are stored
-``P:events``                   pubsub  kill and unkill events the gateways publish
+``P:events``                   pubsub  kill and unkill events the gateways publish; expiry
+                                       events the scripts publish (lua/includes/expiry.lua)
 ``P:durable``                  pubsub  nothing listens: the PUBLISH before each durability
                                        WAIT, so that it covers a replayed decision too
                                        (ledger/store/durable.py)
@@ -148,6 +154,9 @@ class Keys:
 
     def order(self, firm: str, order_id: str) -> str:
         return f"{self._f(firm)}:order:{order_id}"
+
+    def expiry(self, firm: str) -> str:
+        return f"{self._f(firm)}:expiry"
 
     def controls(self, firm: str) -> str:
         return f"{self._f(firm)}:controls"

@@ -10,6 +10,7 @@ import msgpack
 import ledger.store.audit_streams as archive
 from ledger._types import RedisClient
 from ledger.errors import LedgerError
+from ledger.policy.lifecycle import LIFE_FIELD
 from ledger.policy.model import Node, Policy
 from ledger.reasons import Reason
 from ledger.store.keys import Keys
@@ -101,6 +102,7 @@ def firm_fields(policy: Policy, firm: str, rev: int, now_ms: int) -> dict[str, A
         "meta|mu": policy.minor_units,
         "meta|day": _pack({"r": day.roll_ms, "s": day.segments(now_ms)}),
         "meta|ovmax": controls.max_override_ms,
+        LIFE_FIELD: _pack(controls.lifecycle.packed()),
     }
     if controls.require_archive:
         fields["meta|ra"] = 1

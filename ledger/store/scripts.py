@@ -100,6 +100,7 @@ SCRIPT_NAMES = (
     "swap_routes",
     "publish_policy",
     "reconcile_order",
+    "sweep_expired",
 )
 
 
@@ -152,6 +153,7 @@ class ScriptSet:
     swap_routes: _Bound
     publish_policy: _Bound
     reconcile_order: _Bound
+    sweep_expired: _Bound
 
     def all(self) -> list[_Bound]:
         return [getattr(self, name) for name in _scripts()]

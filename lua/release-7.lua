@@ -3,15 +3,18 @@
   expiry. Closes the order. Releasing a closed order changes nothing.
   Input:
     KEYS[1] order hash, KEYS[2] aggregates hash, KEYS[3] open-order index, KEYS[4] audit stream,
-    KEYS[5] positions hash
+    KEYS[5] positions hash, KEYS[6] policy hash, KEYS[7] expiry index (all of one firm)
     ARGV[1] order id, ARGV[2] reason (free text, e.g. "cancelled"), ARGV[3] actor,
     ARGV[4] audit stream max length
+  A released order is deleted after the policy's retention (includes/expiry.lua).
   Output: {code, released notional (minor units), 1 if the order was already closed}
     Codes: OK, UNKNOWN_ORDER
 ]]
 --- @include "common"
 --- @include "exposure"
 --- @include "path"
+--- @include "day"
+--- @include "expiry"
 
 local order_key, agg_key, open_key, audit_key, pos_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4],
   KEYS[5]
@@ -41,6 +44,8 @@ else
   write_positions(pos_key, o.scopes, o.sym, pos)
   rcall('ZREM', open_key, unpack(open_members(o, order_id)))
   rcall('HSET', order_key, 'st', 'released', 'res', 0, 'why', why)
+  -- Time in force hook: out of the expiry index, kept for the retention.
+  close_order(KEYS[6], KEYS[7], order_key)
   result = {R.OK, o.res, 0}
 end
 local r = {op = 'release', order_id = order_id, by = actor, why = why,

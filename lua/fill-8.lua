@@ -13,10 +13,13 @@
   Input:
     KEYS[1] order hash, KEYS[2] aggregates hash, KEYS[3] open-order index,
     KEYS[4] audit stream, KEYS[5] positions hash, KEYS[6] policy hash,
-    KEYS[7] controls hash (all of one firm)
+    KEYS[7] controls hash, KEYS[8] expiry index (all of one firm)
     ARGV[1] order id, ARGV[2] fill id, ARGV[3] fill qty (whole units),
     ARGV[4] fill price numerator, ARGV[5] fill price scale, ARGV[6] actor,
     ARGV[7] audit stream max length, ARGV[8] realized P&L in minor units ("" for none)
+  A fill that closes the order starts its retention; the first fill of an IOC
+  or FOK order releases what it leaves open (includes/expiry.lua: audited as
+  an expiry, reserved notional 0 in the answer).
   Output: {code, leaves qty, cum qty, reserved notional, fill notional,
            1 if the fill id was seen before, 1 if the fill went beyond the order qty,
            1 if this fill disabled the strategy}; INVALID_ORDER adds a message
@@ -29,6 +32,7 @@
 --- @include "windows"
 --- @include "day"
 --- @include "path"
+--- @include "expiry"
 
 local order_key, agg_key, open_key, audit_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local pos_key, policy_key, controls_key = KEYS[5], KEYS[6], KEYS[7]
@@ -127,4 +131,9 @@ local over = cum > o.qty and 1 or 0
 audit(audit_key, maxlen, about({op = 'fill', order_id = order_id, fill = fill_id, by = actor,
   code = R.OK, qty = fq, pn = pn, ps = ps, notional = amount, leaves = leaves, over = over,
   pnl = pnl}, o.scopes, o.sym))
+-- Time in force hook.
+if life_after_fill({policy = policy_key, agg = agg_key, open = open_key, pos = pos_key,
+    audit = audit_key, maxlen = maxlen, exp = KEYS[8]}, order_key, open, closes, now) then
+  reserved = 0
+end
 return {R.OK, leaves, cum, reserved, amount, 0, over, tripped}

@@ -12,10 +12,13 @@
   something is left, else filled (cum >= qty) or released ("reconciled").
   The five nodes' aggregates and positions move by the difference between
   what the order contributed before and after, so they stay the sums over
-  the orders that `ledger check` verifies.
+  the orders that `ledger check` verifies. An order it closes is kept for the
+  policy's retention; one it leaves open is kept for good, and one it creates
+  has no due time (a drop copy carries no time in force: includes/expiry.lua).
   Input:
     KEYS[1] order hash, KEYS[2] aggregates hash, KEYS[3] open-order index,
-    KEYS[4] audit stream, KEYS[5] positions hash, KEYS[6] policy hash (all of one firm)
+    KEYS[4] audit stream, KEYS[5] positions hash, KEYS[6] policy hash,
+    KEYS[7] expiry index (all of one firm)
     ARGV[1] actor, ARGV[2] reason (free text), ARGV[3] audit stream max length,
     ARGV[4] order id, ARGV[5] venue status ("open" or "closed"),
     ARGV[6..10] firm, desk, account, strategy, trader (used only to create the order),
@@ -32,6 +35,8 @@
 --- @include "money"
 --- @include "exposure"
 --- @include "path"
+--- @include "day"
+--- @include "expiry"
 
 local order_key, agg_key, open_key, audit_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local pos_key, policy_key = KEYS[5], KEYS[6]
@@ -135,6 +140,8 @@ if st == 'released' and before ~= 'released' then
 elseif st ~= 'released' then
   rcall('HDEL', order_key, 'why')
 end
+-- Time in force hook: closed, it is kept for the retention; open, for good.
+if st == 'open' then rcall('PERSIST', order_key) else close_order(policy_key, KEYS[7], order_key) end
 
 audit(audit_key, maxlen, about({op = 'reconciled', order_id = order_id, by = actor, why = why,
   code = R.OK, created = created, was = before ~= '' and before or false, st = st,

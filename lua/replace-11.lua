@@ -10,15 +10,21 @@
   Input:
     KEYS[1] policy hash, KEYS[2] kills hash, KEYS[3] global kill key,
     KEYS[4] order hash, KEYS[5] aggregates hash, KEYS[6] audit stream,
-    KEYS[7] controls hash, KEYS[8] reference prices hash, KEYS[9] positions hash
-    (all of one firm)
+    KEYS[7] controls hash, KEYS[8] reference prices hash, KEYS[9] positions hash,
+    KEYS[10] open-order index, KEYS[11] expiry index (all of one firm)
     ARGV[1] order id
     ARGV[2] new total qty (whole units; must exceed the qty already filled)
     ARGV[3] new price numerator, ARGV[4] new price scale
-    ARGV[5] actor, ARGV[6] audit stream max length
+    ARGV[5] actor, ARGV[6] audit stream max length,
+    ARGV[7] new time in force ("" keeps the order's; DAY, GTC or GTD),
+    ARGV[8] GTD's expire time in ms ("" otherwise)
+  Time in force (includes/expiry.lua): the call first retires up to
+  EXPIRE_PER_CALL due orders of the firm, and this order if it is due
+  (ORDER_CLOSED then). A new time in force sets a new due time: DAY the next
+  roll, GTD its expire time, GTC none; IOC and FOK orders keep theirs.
   Output: decision array as reserve-n.lua; [6] is the new reserved notional.
     Codes: OK, UNKNOWN_ORDER, ORDER_CLOSED, INVALID_ORDER (qty not above filled qty, or
-    a stored sum would pass 2^53 - 1: the message last),
+    a stored sum would pass 2^53 - 1, or a time in force that cannot stand: the message last),
     KILL_SWITCH, NO_POLICY, UNKNOWN_NODE, ROUTING_STALE, NOT_ENTITLED, UNKNOWN_SYMBOL,
     STRATEGY_DISABLED, SYMBOL_HALTED, REFERENCE_PRICE_STALE, PRICE_COLLAR, REDUCE_ONLY,
     MAX_ORDER_QTY, MAX_ORDER_NOTIONAL, GROSS_LIMIT, NET_LIMIT, CONCENTRATION_LIMIT,
@@ -35,12 +41,14 @@
 --- @include "path"
 --- @include "deviation"
 --- @include "prices"
+--- @include "expiry"
 
 local policy_key, kills_key, global_key = KEYS[1], KEYS[2], KEYS[3]
 local order_key, agg_key, audit_key = KEYS[4], KEYS[5], KEYS[6]
 local controls_key, prices_key, pos_key = KEYS[7], KEYS[8], KEYS[9]
 local order_id, qty, pn, ps = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local actor, maxlen = ARGV[5], ARGV[6]
+local new_tif, new_exp = ARGV[7], ARGV[8]
 
 local function record(d, o)
   local r = {op = 'replace', order_id = order_id, by = actor, code = d[1],
@@ -52,9 +60,24 @@ end
 
 -- audit.require_archive and the archive is behind: refused, nothing changed or recorded.
 if archive_behind(policy_key, audit_key, maxlen) then return reject_array(R.RISK_UNAVAILABLE) end
+-- Time in force hook: due orders go first, this one included.
+local now = now_ms()
+local life = {policy = policy_key, agg = agg_key, open = KEYS[10], pos = pos_key,
+  audit = audit_key, maxlen = maxlen, exp = KEYS[11]}
+expire_due(life, now, EXPIRE_PER_CALL)
+retire_if_due(life, order_key, now)
 local o = load_order(order_key)
 if not o then return record(reject_array(R.UNKNOWN_ORDER)) end
 if o.st ~= 'open' then return record(reject_array(R.ORDER_CLOSED), o) end
+if new_tif ~= '' then
+  local old_tif = rcall('HGET', order_key, 'tif')
+  local bad = tif_reject(new_tif, new_exp, now)
+  if not bad and (old_tif == 'IOC' or old_tif == 'FOK') then
+    bad = {R.INVALID_ORDER, false, false, false, false, 0, 0, 0,
+      'time_in_force: an ' .. old_tif .. ' order keeps its time in force; nothing changed'}
+  end
+  if bad then return record(bad, o) end
+end
 if qty <= o.cum then
   local d = reject_array(R.INVALID_ORDER)
   d[4], d[5] = o.cum, qty
@@ -66,7 +89,6 @@ local kill = killed(kills_key, global_key, s)
 if kill then return record(reject_array(R.KILL_SWITCH, kill), o) end
 local info, rej = load_path(policy_key, s, o.sym, o.venue)
 if rej then return record(rej, o) end
-local now = now_ms()
 local ctl = read_controls(controls_key, s)
 local grows = qty > o.qty
 for _, i in ipairs({4, 3}) do
@@ -105,4 +127,10 @@ count_messages(path, now)
 write_nodes(agg_key, s, path_aggs(path))
 write_positions(pos_key, s, o.sym, pos)
 rcall('HSET', order_key, 'qty', qty, 'pn', pn, 'ps', ps, 'res', reserved)
+-- Time in force hook: a new one replaces the due time.
+if new_tif ~= '' then
+  if new_tif == 'DAY' then rcall('HDEL', order_key, 'tif') else rcall('HSET', order_key, 'tif', new_tif) end
+  local due = due_of(policy_key, new_tif, new_exp, info.day, now)
+  if due then rcall('ZADD', life.exp, due, order_key) else rcall('ZREM', life.exp, order_key) end
+end
 return record(d, o)
