@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from gateway.fields import (
     Body,
@@ -71,9 +71,9 @@ Whose = Annotated[
 
 #: FIX tag 59 (ledger/policy/lifecycle.py): the library checks it; the caller gets its message.
 TimeInForce = Annotated[
-    Name | None,
+    Annotated[Name, WithJsonSchema({"type": "string", "enum": ["DAY", "GTC", "GTD", "IOC", "FOK"]})]
+    | None,
     Field(
-        json_schema_extra={"enum": ["DAY", "GTC", "GTD", "IOC", "FOK"]},
         description="DAY (the default) expires at the firm's trading-day roll, GTC never, GTD "
         "at expire_time; IOC and FOK are released at the first fill or release, or after the "
         "policy's grace. A replace takes DAY, GTC or GTD; left out, the order keeps its own.",
@@ -81,9 +81,8 @@ TimeInForce = Annotated[
 ]
 #: FIX tag 126.
 ExpireTime = Annotated[
-    Name | None,
+    Annotated[Name, WithJsonSchema({"type": "string", "format": "date-time"})] | None,
     Field(
-        json_schema_extra={"format": "date-time"},
         description="GTD only (and required with it): ISO 8601 in UTC, e.g. "
         "2026-11-30T21:00:00Z or 2026-11-30T21:00:00.250Z; must be after the ledger's time.",
     ),
