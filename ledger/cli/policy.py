@@ -10,11 +10,11 @@ from ledger.cli.root import (
     NO_POLICY,
     BadInput,
     Settings,
-    _emit,
-    _live_policy,
-    _policy_info,
+    emit,
     json_option,
+    live_policy,
     pass_settings,
+    policy_info,
 )
 from ledger.errors import PolicyError
 from ledger.policy.model import load_policy_file
@@ -33,13 +33,13 @@ def validate(file: str, as_json: bool) -> None:
     try:
         pol = load_policy_file(file)
     except PolicyError as exc:
-        _emit(
+        emit(
             as_json,
             {"file": file, "ok": False, "nodes": None, "sha256": None, "problems": exc.problems},
             exc.problems,
         )
         click.get_current_context().exit(EXIT_BAD_INPUT)
-    _emit(
+    emit(
         as_json,
         {"file": file, "ok": True, "nodes": len(pol.nodes), "sha256": pol.sha256, "problems": []},
         f"{file}: OK ({len(pol.nodes)} nodes, sha256 {pol.sha256})",
@@ -57,7 +57,7 @@ def load(settings: Settings, file: str, by: str, as_json: bool) -> None:
         raise click.BadParameter("must not be empty", param_hint="--by")
     pol = load_policy_file(file)
     rev = settings.ledger().load_policy(pol, by=by, source=file)
-    _emit(
+    emit(
         as_json,
         {"file": file, "revision": rev, "sha256": pol.sha256, "by": by, "nodes": len(pol.nodes)},
         f"loaded {file}: revision {rev}, sha256 {pol.sha256} ({len(pol.nodes)} nodes)",
@@ -70,13 +70,13 @@ def load(settings: Settings, file: str, by: str, as_json: bool) -> None:
 def show(settings: Settings, as_json: bool) -> None:
     """The live policy: revision, sha256, who loaded it and when."""
     lg = settings.ledger()
-    info = _policy_info(lg)
+    info = policy_info(lg)
     if info is None:
         if as_json:
             click.echo(fmt.to_json({"revision": None}))
         raise BadInput(NO_POLICY)
-    pol = _live_policy(lg)
-    _emit(
+    pol = live_policy(lg)
+    emit(
         as_json,
         info
         | {

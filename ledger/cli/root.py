@@ -165,12 +165,12 @@ def cli(ctx: click.Context, redis_url: str, prefix: str, cluster: bool, timeout_
 pass_settings = click.make_pass_decorator(Settings)
 
 
-def _emit(as_json: bool, doc: Any, text: str | list[str]) -> None:
+def emit(as_json: bool, doc: Any, text: str | list[str]) -> None:
     """Print ``doc`` as one line of JSON, or ``text`` for people."""
     click.echo(fmt.to_json(doc) if as_json else text if isinstance(text, str) else "\n".join(text))
 
 
-def _policy_info(lg: Ledger) -> dict[str, Any] | None:
+def policy_info(lg: Ledger) -> dict[str, Any] | None:
     """Revision, sha256 and who/when/source of the loaded policy; None if none is loaded."""
     info = lg.policy_info()
     if info is None:
@@ -185,7 +185,8 @@ def _policy_info(lg: Ledger) -> dict[str, Any] | None:
     }
 
 
-def _live_policy(lg: Ledger) -> Policy:
+def live_policy(lg: Ledger) -> Policy:
+    """The loaded policy, read afresh; bad input when none is loaded."""
     policy = lg.policy(refresh=True)
     if policy is None:
         raise BadInput(NO_POLICY)

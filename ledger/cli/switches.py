@@ -8,10 +8,10 @@ import ledger.cli.render as fmt
 from ledger.cli.audit import lag_dicts, lag_lines
 from ledger.cli.root import (
     Settings,
-    _emit,
-    _policy_info,
+    emit,
     json_option,
     pass_settings,
+    policy_info,
 )
 from ledger.errors import UnknownScope
 from ledger.facade.cancels import cancel_instructions
@@ -40,7 +40,7 @@ def _switch(
         pol = lg.policy()
         if result.already and scope != "global" and (pol is None or pol.node(scope) is None):
             raise UnknownScope(f"{scope}: no such node in the loaded policy, and no kill on it")
-    _emit(
+    emit(
         as_json,
         fmt.kill_dict(op, result, by, reason, cancels),
         fmt.kill_lines(op, result, by, reason, cancels),
@@ -126,9 +126,9 @@ def status(settings: Settings, as_json: bool) -> None:
     also shows its cause.
     """
     lg = settings.ledger()
-    info, kills, states = _policy_info(lg), lg.kills(), lg.states.list()
+    info, kills, states = policy_info(lg), lg.kills(), lg.states.list()
     lags = lg.archive_lag()
-    _emit(
+    emit(
         as_json,
         fmt.status_dict(info, kills, states) | {"archive": lag_dicts(lags)},
         [*fmt.status_lines(info, kills, states), *lag_lines(lags)],

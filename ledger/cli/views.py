@@ -10,9 +10,9 @@ from ledger.cli.root import (
     NO_POLICY,
     BadInput,
     Settings,
-    _emit,
-    _live_policy,
+    emit,
     json_option,
+    live_policy,
     pass_settings,
 )
 
@@ -27,12 +27,12 @@ def utilization(settings: Settings, scope: str, as_json: bool) -> None:
     One row per node and limit; money in major units of the policy currency.
     """
     lg = settings.ledger()
-    pol = _live_policy(lg)
+    pol = live_policy(lg)
     rows = lg.utilization(scope)
     pol = lg.policy() or pol  # the one the rows were computed with
     title = f"utilization under {scope} (money in {pol.currency})"
     table = fmt.utilization_table(rows, pol)
-    _emit(as_json, fmt.utilization_dict(scope, rows, pol), [title, table])
+    emit(as_json, fmt.utilization_dict(scope, rows, pol), [title, table])
 
 
 @click.command()
@@ -49,6 +49,6 @@ def check(settings: Settings, as_json: bool) -> None:
     if lg.policy(refresh=True) is None:
         raise BadInput(f"nothing checked: {NO_POLICY}")
     report = lg.check()
-    _emit(as_json, fmt.check_dict(report), fmt.check_lines(report))
+    emit(as_json, fmt.check_dict(report), fmt.check_lines(report))
     if not report.ok:
         click.get_current_context().exit(EXIT_BAD_INPUT)
