@@ -1,6 +1,6 @@
 """``python -m bench [--quick | --smoke] [--only a,b] [--out DIR]``.
 
-Starts a private server on a free loopback port (``ledger.embedded``: the
+Starts a private server on a free loopback port (``ledger.store.embedded``: the
 tests' discovery, ``LEDGER_REDIS_SERVER`` first), runs every scenario on it
 in one run, and writes ``latest.json``, ``latest.md`` and PNG plots to
 ``bench/results`` (or ``--out``). Progress goes to stderr. The exit status

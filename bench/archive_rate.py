@@ -1,10 +1,10 @@
 """``python -m bench.archive_rate [--orders N] [--dir DIR]``: archiver and decision rates.
 
-On a private server (``ledger.embedded``), one process reserves and releases
+On a private server (``ledger.store.embedded``), one process reserves and releases
 ``N`` orders (two audit records each) in two firms with no limits, in
 alternating blocks: firm ``G`` has no archiver registered, firm ``F`` has one
 (the scripts' extra ``XINFO GROUPS``), so a busy machine slows both alike.
-Then ``ledger.archive.Archiver`` drains F's backlog into segment files
+Then ``ledger.audit.Archiver`` drains F's backlog into segment files
 (written and fsynced before each acknowledgement, as in production) and
 ``verify`` reads them back. Prints decisions/s, records/s and the ratio.
 """

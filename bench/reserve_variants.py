@@ -1,7 +1,7 @@
 """Variants of the production ``reserve`` script, for the profile scenario.
 
 Each variant is the full source Redis runs (``lua/reserve-n.lua`` with its
-includes, :func:`ledger.scripts.source`) with regex substitutions applied:
+includes, :func:`ledger.store.scripts.source`) with regex substitutions applied:
 
 - *cuts* take one write out of the commit of an accepted order;
 - *stops* return early at a point of a single order's path, for a cost

@@ -30,7 +30,7 @@ class _Connection:
         wait_ms = setting.timeout_ms if setting.on else 0
         timeout_s = (int(config["REDIS_TIMEOUT_MS"]) + wait_ms) / 1000
         # A Sentinel URL finds the primary again after a failover: the retry of a
-        # dropped connection asks the sentinels anew (ledger.connect).
+        # dropped connection asks the sentinels anew (ledger.store.connect).
         client = connect(config["REDIS_URL"], timeout_s=timeout_s, settings=_redis_settings(config))
         actor = config["ACTOR"] or f"gateway@{socket.gethostname()}"
         self.pid = os.getpid()
@@ -51,7 +51,7 @@ def _redis_settings(config: dict[str, Any]) -> RedisSettings:
 def token_secret(config: dict[str, Any]) -> str:
     """The key of the token digests, as the app's settings give it (or a refusal)."""
     dev = config["INSECURE_DEV_TOKENS"]
-    # As ledger.tokens.token_secret reads it, so the gateway and the CLI agree.
+    # As ledger.store.tokens.token_secret reads it, so the gateway and the CLI agree.
     if isinstance(dev, str):
         dev = dev.strip().lower() in ("1", "true", "yes")
     return resolve_secret(config["TOKEN_SECRET"], dev is True or dev == 1)
