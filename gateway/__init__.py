@@ -21,6 +21,9 @@ integer), then from ``test_config``:
 ``AUDIT_SCAN``            ``500``                       audit records the dashboard reads
 ``TOKEN_SECRET``          (required)                    key of the token digests, shared with
                                                         ``ledger token`` (:mod:`ledger.tokens`)
+``TOKEN_CACHE_MS``        ``1000``                      longest a worker reuses a token lookup;
+                                                        a revoke is refused within it
+                                                        (:mod:`gateway.token_cache`)
 ``INSECURE_DEV_TOKENS``   ``false``                     without ``TOKEN_SECRET``, use a public
                                                         development secret (never in production)
 ``REDIS_USERNAME``,       unset                         ACL user and password, TLS files
@@ -52,6 +55,7 @@ from typing import Any
 
 from flask import Flask, current_app
 
+from gateway.token_cache import TokenCache
 from ledger import Ledger
 from ledger.connect import RedisSettings, connect
 from ledger.durable import DEFAULT_TIMEOUT_MS, Durability, env_message
@@ -70,6 +74,7 @@ DEFAULTS: dict[str, Any] = {
     "DASHBOARD_SAMPLE_MS": 30000,
     "AUDIT_SCAN": 500,
     "TOKEN_SECRET": None,
+    "TOKEN_CACHE_MS": 1000,
     "INSECURE_DEV_TOKENS": False,
     "REDIS_USERNAME": None,
     "REDIS_PASSWORD": None,
@@ -114,7 +119,8 @@ class _Connection:
         actor = config["ACTOR"] or f"gateway@{socket.gethostname()}"
         self.pid = os.getpid()
         self.ledger = Ledger(client, prefix=config["PREFIX"], actor=actor, **durability.as_kwargs())
-        self.tokens = TokenStore(client, config["PREFIX"], secret=_token_secret(config))
+        store = TokenStore(client, config["PREFIX"], secret=_token_secret(config))
+        self.tokens = TokenCache(store, config["TOKEN_CACHE_MS"])
 
 
 def _redis_settings(config: dict[str, Any]) -> RedisSettings:
@@ -155,7 +161,7 @@ def get_ledger() -> Ledger:
     return _connection().ledger
 
 
-def get_tokens() -> TokenStore:
+def get_tokens() -> TokenCache:
     return _connection().tokens
 
 
@@ -176,6 +182,7 @@ def _check_config(config: dict[str, Any]) -> None:
         ("DASHBOARD_SAMPLE_MS", 1000),
         ("DRILL_HTTP_TIMEOUT_MS", 1),
         ("AUDIT_SCAN", 0),
+        ("TOKEN_CACHE_MS", 0),
     ):
         value = config[name]
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
