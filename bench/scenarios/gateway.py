@@ -12,12 +12,18 @@ other and rotating which goes first:
   processes' CPU per answer (``/proc``). Beside it, the library path from
   the 8 benchmark worker processes (decisions/s).
 
-Then, at half the lowest saturation measured:
+Then, at half the median saturation measured:
 
 - fixed rate, open-loop, from 2 processes (:mod:`bench.loadgen`, one
   kept-alive connection each, one instance each): p50/p99/p99.9 from each
   request's due time, so a late answer is charged to the requests it
   delayed. Beside it, sequential library ``reserve`` latency in this process.
+
+With ``LEDGER_BENCH_GATEWAY_BASELINE=DIR`` (a checkout of an earlier commit,
+e.g. ``git worktree add ../old COMMIT``), that checkout's gateway is started
+too, as its own ``gateway.run`` started it (2 instances x 3 workers, its own
+gunicorn config), and saturated in the same rotation: before and after,
+side by side, each against the library measured beside it.
 
 wrk is found or installed (:func:`bench.wrk.find_wrk`); without it the
 saturation falls back to the Python load of :func:`bench.loadgen.closed_loop`
@@ -29,7 +35,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import statistics
 import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -53,6 +61,10 @@ THREADS_PER_WORKER = 4
 #: wrk connections per instance: two per worker thread, so no thread waits for work.
 WRK_CONNECTIONS = 16
 LOAD_PROCS = 8
+#: A checkout whose gateway is measured beside this one (before and after).
+BASELINE_ENV = "LEDGER_BENCH_GATEWAY_BASELINE"
+#: Workers per instance ``gateway.run`` started before gthread workers (sync, one thread).
+BASELINE_WORKERS = 3
 #: Targets of the gateway (issue "a gateway that keeps up with its ledger").
 TARGET_SATURATION_RATIO = 0.5
 TARGET_P99_US = 3000.0
@@ -100,6 +112,61 @@ def _start(ctx: Context) -> tuple[list[str], list[subprocess.Popen[bytes]]]:
     return bases, procs
 
 
+def _start_baseline(ctx: Context, root: Path) -> tuple[list[str], list[subprocess.Popen[bytes]]]:
+    """Two instances of the gateway of the checkout at ``root``, with its own code and config."""
+    from gateway.run import stop, wait_ready  # noqa: PLC0415 - optional part
+
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("LEDGER_GATEWAY_") and k != "PROMETHEUS_MULTIPROC_DIR"
+    }
+    bases, procs = [], []
+    try:
+        for _ in range(2):
+            port = free_port()
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "gunicorn",
+                        "-c",
+                        str(root / "gateway/gunicorn.conf.py"),
+                    ],
+                    cwd=root,
+                    env={
+                        **env,
+                        "PYTHONPATH": str(root),
+                        "LEDGER_REDIS_URL": ctx.url,
+                        "LEDGER_PREFIX": PREFIX,
+                        "LEDGER_GATEWAY_WORKERS": str(BASELINE_WORKERS),
+                        "LEDGER_GATEWAY_BIND": f"127.0.0.1:{port}",
+                        "LEDGER_GATEWAY_NAME": f"bench-baseline-{port}",
+                        "LEDGER_GATEWAY_LOG_LEVEL": "warning",
+                        "LEDGER_ACTOR": "bench-baseline",
+                        "LEDGER_TOKEN_SECRET": TOKEN_SECRET,
+                    },
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+            bases.append(f"http://127.0.0.1:{port}")
+        for base, proc in zip(bases, procs, strict=True):
+            wait_ready(base, proc, timeout_s=60.0)
+    except Exception:
+        stop(procs)
+        raise
+    return bases, procs
+
+
+def _baseline_commit(root: Path) -> str:
+    out = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+    )
+    return out.stdout.strip() or root.name
+
+
 def _token(ctx: Context) -> str:
     from ledger.tokens import Role, TokenStore  # noqa: PLC0415
 
@@ -122,10 +189,18 @@ def run(ctx: Context) -> dict[str, Any]:
         return {"skipped": f"gateway not available: {type(exc).__name__}: {exc}", "rows": []}
     from gateway.run import stop  # noqa: PLC0415 - optional part of the project
 
+    baseline: tuple[list[str], list[Any]] | None = None
+    root = os.environ.get(BASELINE_ENV)
     try:
-        return _measure(ctx, lg, bases, token, procs)
+        if root:
+            ctx.progress.say(f"starting two baseline gateway instances from {root}")
+            baseline = _start_baseline(ctx, Path(root).resolve())
+        out = _measure(ctx, lg, bases, token, procs, baseline)
+        if root:
+            out["baseline"]["commit"] = _baseline_commit(Path(root))
+        return out
     finally:
-        stop(procs)
+        stop(procs + (baseline[1] if baseline else []))
 
 
 def _cpu_s(pids: list[int]) -> float:
@@ -167,7 +242,7 @@ def _library_saturation(ctx: Context, paths: list[Any], tag: str, seconds: float
     ]
     results = ctx.pool.run(throughput, calls)
     span = max(r["t1"] for r in results) - min(r["t0"] for r in results)
-    return sum(r["count"] for r in results) / span
+    return float(sum(r["count"] for r in results) / span)
 
 
 def _python_saturation(
@@ -194,8 +269,24 @@ def _python_saturation(
     return {"per_s": count / span, "requests": count, "non_2xx": non_2xx, "errors": 0}
 
 
+def _saturate(
+    wrk: str | None, ctx: Context, bases: list[str], token: str, paths: list[Any], tag: str
+) -> dict[str, Any]:
+    seconds = ctx.mode.gateway_seconds
+    if wrk is None:
+        return _python_saturation(ctx, bases, token, paths, tag, seconds)
+    r = run_wrk(wrk, bases, token, paths, tag, seconds=seconds, connections=WRK_CONNECTIONS)
+    r["errors"] = sum(r[k] for k in ("connect_errors", "read_errors", "write_errors", "timeouts"))
+    return r
+
+
 def _measure(
-    ctx: Context, lg: Any, bases: list[str], token: str, procs: list[Any]
+    ctx: Context,
+    lg: Any,
+    bases: list[str],
+    token: str,
+    procs: list[Any],
+    baseline: tuple[list[str], list[Any]] | None = None,
 ) -> dict[str, Any]:
     mode = ctx.mode
     paths = FULL.paths()
@@ -215,35 +306,33 @@ def _measure(
         # Every worker connects, subscribes and reads its routes and the token first.
         run_wrk(wrk, bases, token, paths, "warm", seconds=1, connections=WRK_CONNECTIONS)
     status_5xx = 0
+    base_pids = _tree([p.pid for p in baseline[1]]) if baseline else []
+    base_cpu_us: list[float] = []
+    base_non_2xx = 0
+    if baseline and wrk is not None:
+        run_wrk(wrk, baseline[0], token, paths, "bwarm", seconds=1, connections=WRK_CONNECTIONS)
+    order = ["gateway", "library"] + (["baseline"] if baseline else [])
     for rep in range(mode.proc_reps):
         ctx.progress.say(f"saturation, repetition {rep + 1}/{mode.proc_reps}")
-        sides = ["gateway", "library"] if rep % 2 == 0 else ["library", "gateway"]
-        for side in sides:
+        for side in order[rep % len(order) :] + order[: rep % len(order)]:
             if side == "library":
                 sat["library"].append(_library_saturation(ctx, paths, f"lib{rep}", seconds))
-                continue
-            before = _cpu_s(gateway_pids)
-            if wrk is not None:
-                r = run_wrk(
-                    wrk,
-                    bases,
-                    token,
-                    paths,
-                    f"sat{rep}",
-                    seconds=seconds,
-                    connections=WRK_CONNECTIONS,
-                )
-                errors += sum(
-                    r[k] for k in ("connect_errors", "read_errors", "write_errors", "timeouts")
-                )
-                status_5xx += r["status_5xx"]
+            elif side == "baseline" and baseline:
+                before = _cpu_s(base_pids)
+                r = _saturate(wrk, ctx, baseline[0], token, paths, f"base{rep}")
+                base_cpu_us.append((_cpu_s(base_pids) - before) / max(1, r["requests"]) * 1e6)
+                sat["baseline"].append(r["per_s"])
+                base_non_2xx += r["non_2xx"]
             else:
-                r = _python_saturation(ctx, bases, token, paths, f"sat{rep}", seconds)
-            cpu_us.append((_cpu_s(gateway_pids) - before) / max(1, r["requests"]) * 1e6)
-            sat["gateway"].append(r["per_s"])
-            non_2xx += r["non_2xx"]
-            answers += r["requests"]
-    rate = max(10.0, 0.5 * min(sat["gateway"]))
+                before = _cpu_s(gateway_pids)
+                r = _saturate(wrk, ctx, bases, token, paths, f"sat{rep}")
+                cpu_us.append((_cpu_s(gateway_pids) - before) / max(1, r["requests"]) * 1e6)
+                sat["gateway"].append(r["per_s"])
+                non_2xx += r["non_2xx"]
+                errors += r["errors"]
+                status_5xx += r.get("status_5xx", 0)
+                answers += r["requests"]
+    rate = max(10.0, 0.5 * statistics.median(sat["gateway"]))
     for rep in range(mode.proc_reps):
         ctx.progress.say(f"fixed rate {rate:.0f}/s, repetition {rep + 1}/{mode.proc_reps}")
         calls = [
@@ -306,6 +395,16 @@ def _measure(
             "met": p99 <= TARGET_P99_US and fixed_non_2xx == 0,
         },
     }
+    if baseline:
+        out["baseline"] = {
+            "instances": len(baseline[0]),
+            "workers_per_instance": BASELINE_WORKERS,
+            "saturation_per_s": summarize(sat["baseline"], "1/s"),
+            "cpu_us_per_answer": summarize(base_cpu_us, "µs"),
+            "saturation_vs_library": ratio_of(sat["baseline"], sat["library"]),
+            "non_2xx": base_non_2xx,
+            "this_vs_baseline": ratio_of(sat["gateway"], sat["baseline"]),
+        }
     out["rows"] = [
         row(
             f"gateway saturation, answers/s (2 instances x {WORKERS_PER_INSTANCE} workers x "
@@ -340,6 +439,25 @@ def _measure(
             ratio=out["latency_vs_library"]["p999"],
         ),
     ]
+    if baseline:
+        b = out["baseline"]
+        out["rows"][1:1] = [
+            row(
+                f"baseline gateway saturation, answers/s ({BASELINE_ENV}, 2 instances x "
+                f"{BASELINE_WORKERS} workers, its own config)",
+                b["saturation_per_s"],
+                vs=f"library, {LOAD_PROCS} processes",
+                ratio=b["saturation_vs_library"],
+                note=f"non-2xx answers: {base_non_2xx}",
+            ),
+            row(
+                "gateway saturation against the baseline's",
+                out["saturation_per_s"],
+                vs="baseline gateway",
+                ratio=b["this_vs_baseline"],
+            ),
+            row("baseline gateway CPU per answer at saturation", b["cpu_us_per_answer"]),
+        ]
     return out
 
 
