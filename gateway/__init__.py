@@ -63,7 +63,7 @@ from ledger.sentinel import is_sentinel_url
 from ledger.sentinel import parse as parse_sentinel_url
 from ledger.tokens import DEV_SECRET, TokenStore, resolve_secret
 
-__all__ = ["create_app", "get_ledger", "get_tokens", "DEFAULTS"]
+__all__ = ["create_app", "get_ledger", "get_tokens", "get_token_cache", "DEFAULTS"]
 
 DEFAULTS: dict[str, Any] = {
     "REDIS_URL": "redis://127.0.0.1:6379/0",
@@ -119,8 +119,8 @@ class _Connection:
         actor = config["ACTOR"] or f"gateway@{socket.gethostname()}"
         self.pid = os.getpid()
         self.ledger = Ledger(client, prefix=config["PREFIX"], actor=actor, **durability.as_kwargs())
-        store = TokenStore(client, config["PREFIX"], secret=_token_secret(config))
-        self.tokens = TokenCache(store, config["TOKEN_CACHE_MS"])
+        self.tokens = TokenStore(client, config["PREFIX"], secret=_token_secret(config))
+        self.token_cache = TokenCache(self.tokens, config["TOKEN_CACHE_MS"])
 
 
 def _redis_settings(config: dict[str, Any]) -> RedisSettings:
@@ -161,8 +161,13 @@ def get_ledger() -> Ledger:
     return _connection().ledger
 
 
-def get_tokens() -> TokenCache:
+def get_tokens() -> TokenStore:
     return _connection().tokens
+
+
+def get_token_cache() -> TokenCache:
+    """Token lookups of this process, cached within their bound (:mod:`gateway.token_cache`)."""
+    return _connection().token_cache
 
 
 def _durability(config: dict[str, Any]) -> Durability:

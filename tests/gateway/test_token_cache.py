@@ -57,7 +57,7 @@ def test_an_order_request_is_one_redis_round_trip(ledger, redis_url, auth, new_o
     def warmed() -> bool:
         r = client.post("/v1/orders", json=new_order(f"w{next(warm)}"), headers=auth("order-entry"))
         assert r.status_code == 201
-        return bool(app.extensions["ledger"].tokens.subscribed)
+        return bool(app.extensions["ledger"].token_cache.subscribed)
 
     _until(warmed)
     r = client.post("/v1/orders", json=new_order("w-last"), headers=auth("order-entry"))
