@@ -228,7 +228,15 @@ def _tree(pids: list[int]) -> list[int]:
     return out
 
 
-def _library_saturation(ctx: Context, paths: list[Any], tag: str, seconds: float) -> float:
+def _redis_cpu_s(ctx: Context) -> float:
+    info = ctx.client.info("cpu")
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
+def _library_saturation(
+    ctx: Context, paths: list[Any], tag: str, seconds: float
+) -> tuple[float, int]:
+    """Decisions/s of the 8 worker processes sending back to back, and how many."""
     calls = [
         {
             "kind": "reserve",
@@ -242,7 +250,8 @@ def _library_saturation(ctx: Context, paths: list[Any], tag: str, seconds: float
     ]
     results = ctx.pool.run(throughput, calls)
     span = max(r["t1"] for r in results) - min(r["t0"] for r in results)
-    return float(sum(r["count"] for r in results) / span)
+    count = sum(r["count"] for r in results)
+    return float(count / span), int(count)
 
 
 def _python_saturation(
@@ -294,6 +303,9 @@ def _measure(
     # The smoke run (the test suite's) uses wrk if it is there but installs nothing.
     wrk = find_wrk(install=mode.name != "smoke")
     sat: dict[str, list[float]] = defaultdict(list)
+    #: CPU per answer of the gateway processes and Redis, per decision of the library
+    #: processes and Redis: what each costs the machine, whatever else runs on it.
+    machine: dict[str, list[float]] = defaultdict(list)
     cpu_us: list[float] = []
     non_2xx = errors = answers = 0
     statuses: dict[str, int] = defaultdict(int)
@@ -316,7 +328,12 @@ def _measure(
         ctx.progress.say(f"saturation, repetition {rep + 1}/{mode.proc_reps}")
         for side in order[rep % len(order) :] + order[: rep % len(order)]:
             if side == "library":
-                sat["library"].append(_library_saturation(ctx, paths, f"lib{rep}", seconds))
+                pool_pids = sorted(ctx.pool.pids)
+                before, redis_before = _cpu_s(pool_pids), _redis_cpu_s(ctx)
+                per_s, count = _library_saturation(ctx, paths, f"lib{rep}", seconds)
+                spent = _cpu_s(pool_pids) - before + _redis_cpu_s(ctx) - redis_before
+                sat["library"].append(per_s)
+                machine["library"].append(spent / max(1, count) * 1e6)
             elif side == "baseline" and baseline:
                 before = _cpu_s(base_pids)
                 r = _saturate(wrk, ctx, baseline[0], token, paths, f"base{rep}")
@@ -324,9 +341,12 @@ def _measure(
                 sat["baseline"].append(r["per_s"])
                 base_non_2xx += r["non_2xx"]
             else:
-                before = _cpu_s(gateway_pids)
+                before, redis_before = _cpu_s(gateway_pids), _redis_cpu_s(ctx)
                 r = _saturate(wrk, ctx, bases, token, paths, f"sat{rep}")
-                cpu_us.append((_cpu_s(gateway_pids) - before) / max(1, r["requests"]) * 1e6)
+                gateway_s = _cpu_s(gateway_pids) - before
+                redis_s = _redis_cpu_s(ctx) - redis_before
+                cpu_us.append(gateway_s / max(1, r["requests"]) * 1e6)
+                machine["gateway"].append((gateway_s + redis_s) / max(1, r["requests"]) * 1e6)
                 sat["gateway"].append(r["per_s"])
                 non_2xx += r["non_2xx"]
                 errors += r["errors"]
@@ -376,6 +396,9 @@ def _measure(
         "saturation_per_s": summarize(sat["gateway"], "1/s"),
         "gateway_cpu_us_per_answer": summarize(cpu_us, "µs"),
         "library_8_procs_per_s": summarize(sat["library"], "1/s"),
+        "machine_cpu_us_per_answer": summarize(machine["gateway"], "µs"),
+        "library_machine_cpu_us_per_decision": summarize(machine["library"], "µs"),
+        "saturation_vs_library_by_cpu": ratio_of(machine["library"], machine["gateway"]),
         "saturation_vs_library": ratio_of(sat["gateway"], sat["library"]),
         "latency_us": {q: summarize(v, "µs") for q, v in lat["gateway"].items()},
         "library_latency_us": {q: summarize(v, "µs") for q, v in lat["library"].items()},
@@ -414,6 +437,14 @@ def _measure(
             ratio=out["saturation_vs_library"],
             note=f"target >= {TARGET_SATURATION_RATIO}x; non-2xx answers: {non_2xx} of "
             f"{answers} ({status_5xx} 5xx); socket errors: {errors}",
+        ),
+        row(
+            "machine CPU per answer at saturation: gateway processes and Redis",
+            out["machine_cpu_us_per_answer"],
+            vs=f"library: its {LOAD_PROCS} processes and Redis, per decision",
+            ratio=out["saturation_vs_library_by_cpu"],
+            note="ratio: library CPU / gateway CPU, the saturation ratio of a machine "
+            "running nothing else",
         ),
         row(
             "gateway CPU per answer at saturation (gunicorn processes)",
