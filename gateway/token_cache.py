@@ -115,10 +115,13 @@ class TokenCache:
         """Apply what arrived on the channel; subscribe first when there is no subscription."""
         if self._pubsub is None and self._clock() >= self._retry_at:
             self._subscribe()
-        pubsub = self._pubsub
-        if pubsub is None:
+        if self._pubsub is None:
             return
         with self._lock:
+            # Read again under the lock: another thread may have lost it meanwhile.
+            pubsub = self._pubsub
+            if pubsub is None:
+                return
             try:
                 while True:
                     message = pubsub.get_message(timeout=0.0)
