@@ -3,9 +3,10 @@
 A token is a random string shown once when it is made. Redis keeps only its
 HMAC-SHA256 under a server-side secret (``LEDGER_TOKEN_SECRET``, shared by the
 gateways and the ``ledger token`` commands, never stored in Redis), so every
-gateway instance knows every token with no file to copy, ``revoke`` takes
-effect on the next request any instance serves, and a record written straight
-into Redis by someone without the secret matches no token. In the table below
+gateway instance knows every token with no file to copy, ``revoke`` reaches
+every instance within the bound of its token cache (announced below), and a
+record written straight into Redis by someone without the secret matches no
+token. In the table below
 ``SHA256`` is that keyed digest (hex).
 
 One key (``P`` is the key prefix, ``ledger`` by default; not firm-tagged and
