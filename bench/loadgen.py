@@ -3,7 +3,10 @@
 ``fixed_rate`` is open-loop: request ``k`` is due at ``start + k / rate``
 and its latency is measured from that instant, so a slow answer that delays
 the next sends is charged to the requests it delayed (no coordinated
-omission). ``closed_loop`` sends back to back, for saturation.
+omission). It sends over several kept-alive connections, each in its own
+thread taking every n-th due time, so that one slow answer does not stop
+the schedule while the others are free (as wrk2 does with its
+connections). ``closed_loop`` sends back to back, for saturation.
 Connections are kept alive where the server allows it.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import threading
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -70,23 +74,38 @@ def fixed_rate(
     rate: float,
     seconds: float,
     start_at: float,
+    connections: int = 8,
 ) -> dict[str, Any]:
-    """Send ``rate`` orders per second for ``seconds``; latencies (ns) and status counts."""
-    client = _Client(base, token)
-    client.post("/v1/orders", _order(f"{tag}-warm", 0, paths[0]))
+    """Send ``rate`` orders per second for ``seconds`` over ``connections`` kept-alive
+    connections; latencies (ns, from each request's due time) and status counts."""
+    clients = [_Client(base, token) for _ in range(connections)]
+    for c, client in enumerate(clients):
+        client.post("/v1/orders", _order(f"{tag}-warm{c}", 0, paths[0]))
     _wait(start_at)
     start = time.monotonic()
     total = int(rate * seconds)
     latencies: list[int] = []
     statuses: dict[str, int] = {}
-    for i in range(total):
-        due = start + i / rate
-        delay = due - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        status = client.post("/v1/orders", _order(tag, i, paths[i % len(paths)]))
-        latencies.append(int((time.monotonic() - due) * 1e9))
-        statuses[str(status)] = statuses.get(str(status), 0) + 1
+    lock = threading.Lock()
+
+    def send(c: int) -> None:
+        client = clients[c]
+        for i in range(c, total, connections):
+            due = start + i / rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            status = client.post("/v1/orders", _order(tag, i, paths[i % len(paths)]))
+            took = int((time.monotonic() - due) * 1e9)
+            with lock:
+                latencies.append(took)
+                statuses[str(status)] = statuses.get(str(status), 0) + 1
+
+    threads = [threading.Thread(target=send, args=(c,)) for c in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     return {"latencies_ns": latencies, "statuses": statuses, "t0": start, "t1": time.monotonic()}
 
 

@@ -21,6 +21,9 @@ integer), then from ``test_config``:
 ``AUDIT_SCAN``            ``500``                       audit records the dashboard reads
 ``TOKEN_SECRET``          (required)                    key of the token digests, shared with
                                                         ``ledger token``, :mod:`ledger.store.tokens`
+``TOKEN_CACHE_MS``        ``1000``                      longest a worker reuses a token lookup;
+                                                        a revoke is refused within it
+                                                        (:mod:`gateway.token_cache`)
 ``INSECURE_DEV_TOKENS``   ``false``                     without ``TOKEN_SECRET``, use a public
                                                         development secret (never in production)
 ``REDIS_USERNAME``,       unset                         ACL user and password, TLS files
@@ -50,13 +53,19 @@ from typing import Any
 
 from flask import Flask
 
-from gateway.connection import durability, get_ledger, get_tokens, token_secret
+from gateway.connection import (
+    durability,
+    get_ledger,
+    get_token_cache,
+    get_tokens,
+    token_secret,
+)
 from ledger.store.durable import DEFAULT_TIMEOUT_MS
 from ledger.store.sentinel import is_sentinel_url
 from ledger.store.sentinel import parse as parse_sentinel_url
 from ledger.store.tokens import DEV_SECRET
 
-__all__ = ["create_app", "get_ledger", "get_tokens", "DEFAULTS"]
+__all__ = ["create_app", "get_ledger", "get_tokens", "get_token_cache", "DEFAULTS"]
 
 DEFAULTS: dict[str, Any] = {
     "REDIS_URL": "redis://127.0.0.1:6379/0",
@@ -67,6 +76,7 @@ DEFAULTS: dict[str, Any] = {
     "DASHBOARD_SAMPLE_MS": 30000,
     "AUDIT_SCAN": 500,
     "TOKEN_SECRET": None,
+    "TOKEN_CACHE_MS": 1000,
     "INSECURE_DEV_TOKENS": False,
     "REDIS_USERNAME": None,
     "REDIS_PASSWORD": None,
@@ -105,6 +115,7 @@ def _check_config(config: dict[str, Any]) -> None:
         ("DASHBOARD_SAMPLE_MS", 1000),
         ("DRILL_HTTP_TIMEOUT_MS", 1),
         ("AUDIT_SCAN", 0),
+        ("TOKEN_CACHE_MS", 0),
     ):
         value = config[name]
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:

@@ -1,7 +1,8 @@
 """Bearer tokens: who is asking, and may they.
 
 Tokens live in Redis as hashes (:mod:`ledger.store.tokens`), so every instance knows
-every token and a revoke applies on the next request. Only the dashboard
+every token; each worker caches its lookups within a bound and drops them
+when a revoke is announced (:mod:`gateway.token_cache`). Only the dashboard
 also takes the token as a ``token`` query parameter or cookie, because a
 browser cannot easily set a header; it then keeps it in an HttpOnly cookie.
 """
@@ -15,7 +16,7 @@ from typing import Any, TypeVar
 from flask import g, request
 
 import gateway.metrics as metrics
-from gateway.connection import get_ledger, get_tokens
+from gateway.connection import get_ledger, get_token_cache
 from gateway.errors import ApiCode, ApiError
 from ledger.store.tokens import Principal, Role
 
@@ -83,7 +84,7 @@ def presented() -> Principal | None:
 
 def _lookup(token: str) -> Principal:
     """The token's principal; 401 for a token no one holds (unknown or revoked)."""
-    principal = get_tokens().lookup(token)
+    principal = get_token_cache().lookup(token)
     if principal is None:
         raise _fail(
             401,

@@ -13,12 +13,13 @@ from typing import Any
 
 from flask import current_app
 
+from gateway.token_cache import TokenCache
 from ledger import Ledger
 from ledger.store.connect import RedisSettings, connect
 from ledger.store.durable import Durability, env_message
 from ledger.store.tokens import TokenStore, resolve_secret
 
-__all__ = ["get_ledger", "get_tokens", "token_secret", "durability"]
+__all__ = ["get_ledger", "get_tokens", "get_token_cache", "token_secret", "durability"]
 
 
 class _Connection:
@@ -36,6 +37,7 @@ class _Connection:
         self.pid = os.getpid()
         self.ledger = Ledger(client, prefix=config["PREFIX"], actor=actor, **setting.as_kwargs())
         self.tokens = TokenStore(client, config["PREFIX"], secret=token_secret(config))
+        self.token_cache = TokenCache(self.tokens, config["TOKEN_CACHE_MS"])
 
 
 def _redis_settings(config: dict[str, Any]) -> RedisSettings:
@@ -80,6 +82,11 @@ def get_ledger() -> Ledger:
 def get_tokens() -> TokenStore:
     """The token store of this app and process."""
     return _connection().tokens
+
+
+def get_token_cache() -> TokenCache:
+    """Token lookups of this process, cached within their bound (:mod:`gateway.token_cache`)."""
+    return _connection().token_cache
 
 
 def durability(config: dict[str, Any]) -> Durability:

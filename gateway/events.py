@@ -1,4 +1,4 @@
-"""Kill and unkill events on a Redis pub/sub channel.
+"""Kill and unkill events (and token revocations) on a Redis pub/sub channel.
 
 Every kill or unkill that goes through a gateway is published on
 ``P:events`` (``ledger:events`` by default) as one JSON object::
@@ -21,6 +21,11 @@ the venue as it does a kill's.
 The kill itself does not depend on the event: every decision reads the kill
 switches in Redis, so the next order on any instance is refused even if no
 one listens. (``redis-cli SUBSCRIBE ledger:events`` shows the stream.)
+
+The same channel carries ``{"type": "token_revoked", "name", "at_ms"}``,
+published by :meth:`ledger.tokens.TokenStore.revoke`; every gateway worker
+reads the channel and drops its token cache on any message
+(:mod:`gateway.token_cache`). Consumers of kill events read ``type``.
 """
 
 from __future__ import annotations

@@ -4,8 +4,10 @@
 
 ========================================  =================  ==============================
 ``LEDGER_GATEWAY_BIND``                   ``127.0.0.1:8101`` address to listen on
-``LEDGER_GATEWAY_WORKERS``                ``2 * cores + 1``  worker processes
-``LEDGER_GATEWAY_THREADS``                ``1``              threads per worker (gthread if > 1)
+``LEDGER_GATEWAY_WORKERS``                ``cores``          worker processes
+``LEDGER_GATEWAY_THREADS``                ``4``              threads per worker
+``LEDGER_GATEWAY_WORKER_CLASS``           ``gthread``        gunicorn worker class
+``LEDGER_GATEWAY_KEEPALIVE_S``            ``5``              idle keep-alive connection closed after
 ``LEDGER_GATEWAY_TIMEOUT_S``              ``30``             silent worker is restarted after
 ``LEDGER_GATEWAY_ACCESS_LOG``             (off)              ``-`` for stdout, or a file
 ``LEDGER_GATEWAY_CONTROL_SOCKET``         (off)              gunicorn 27+ control socket path
@@ -15,6 +17,15 @@
 The app itself reads ``LEDGER_REDIS_URL``, ``LEDGER_REDIS_TIMEOUT_MS`` and the
 other ``LEDGER_*`` settings (see :mod:`gateway`). Each worker connects to Redis
 lazily, after the fork.
+
+Why gthread: a sync worker closes the connection after every answer, so every
+order paid a TCP connect and a worker's accept. A gthread worker keeps
+connections alive (a client, or the nginx edge's upstream pool, sends order
+after order on one connection) and parks idle ones in its event loop without
+holding a thread. A decision is one Redis round trip, during which the GIL is
+free, so a few threads per process keep a core busy; more processes than
+cores only add switching. The worker still reads a request in a thread, so a
+slow client holds a thread as it held a sync worker: keep the edge in front.
 """
 
 import os
@@ -24,10 +35,13 @@ from typing import Any
 
 wsgi_app = "gateway:create_app()"
 bind = os.environ.get("LEDGER_GATEWAY_BIND", "127.0.0.1:8101")
-workers = int(os.environ.get("LEDGER_GATEWAY_WORKERS", str(2 * (os.cpu_count() or 1) + 1)))
-threads = int(os.environ.get("LEDGER_GATEWAY_THREADS", "1"))
+workers = int(os.environ.get("LEDGER_GATEWAY_WORKERS", str(os.cpu_count() or 1)))
+worker_class = os.environ.get("LEDGER_GATEWAY_WORKER_CLASS", "gthread")
+threads = int(os.environ.get("LEDGER_GATEWAY_THREADS", "4"))
 timeout = int(os.environ.get("LEDGER_GATEWAY_TIMEOUT_S", "30"))
 graceful_timeout = int(os.environ.get("LEDGER_GATEWAY_GRACEFUL_TIMEOUT_S", "10"))
+# Longer than the edge keeps an idle upstream connection (gateway/nginx.conf), so
+# the edge never sends an order on a connection gunicorn is closing.
 keepalive = int(os.environ.get("LEDGER_GATEWAY_KEEPALIVE_S", "5"))
 accesslog = os.environ.get("LEDGER_GATEWAY_ACCESS_LOG") or None
 # Tokens (a dashboard ?token=, a bearer header, the cookie) are cut out of every

@@ -10,6 +10,7 @@ process-wide default one.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from flask import Flask, current_app
 from prometheus_client import (
@@ -65,6 +66,24 @@ class Metrics:
             ["status"],
             registry=registry,
         )
+        # Labelled children by label values: ``labels()`` builds and locks on every call.
+        self._latency_of: dict[str, Any] = {}
+        self._decisions_of: dict[tuple[str, str, str], Any] = {}
+
+    def order_answered(self, op: str, seconds: float, result: str, reason: str | None) -> None:
+        """An order route's answer: its latency, and its decision (``reason``) if it had one."""
+        latency = self._latency_of.get(op)
+        if latency is None:
+            latency = self._latency_of.setdefault(op, self.latency.labels(op=op))
+        latency.observe(seconds)
+        if reason is not None:
+            key = (op, result, reason)
+            decisions = self._decisions_of.get(key)
+            if decisions is None:
+                decisions = self._decisions_of.setdefault(
+                    key, self.decisions.labels(op=op, result=result, reason=reason)
+                )
+            decisions.inc()
 
 
 def multiprocess_mode() -> bool:

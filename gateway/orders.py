@@ -56,12 +56,10 @@ def _start() -> None:
 @bp.after_request
 def _observe(response: Response) -> Response:
     op = (request.endpoint or "orders.unknown").rpartition(".")[2]
-    m = metrics.get()
-    m.latency.labels(op=op).observe(time.perf_counter() - g.get("t0", time.perf_counter()))
-    reason = g.get("reason")
-    if reason is not None:
-        result = "accepted" if response.status_code in (200, 201) else "rejected"
-        m.decisions.labels(op=op, result=result, reason=reason).inc()
+    result = "accepted" if response.status_code in (200, 201) else "rejected"
+    metrics.get().order_answered(
+        op, time.perf_counter() - g.get("t0", time.perf_counter()), result, g.get("reason")
+    )
     return response
 
 

@@ -3,7 +3,8 @@
 Starts an embedded Redis when ``LEDGER_REDIS_URL`` is not set (append-only,
 ``appendfsync always``), loads the policy (``examples/policy.yaml`` by
 default), creates one demo token per role and prints them, then starts two
-gateway instances, each a gunicorn master with several workers, and runs
+gateway instances, each a gunicorn master with threaded workers that keep
+connections alive (``gateway/gunicorn.conf.py``), and runs
 until Ctrl-C, when it stops everything it started. It prints ``export``
 lines (Redis URL, token secret, one token per role) that point the
 ``ledger`` command and scripts at what it started.
@@ -14,7 +15,8 @@ the answers and stops; the exit status is 0 only if both were accepted.
 Environment: ``LEDGER_REDIS_URL``, ``LEDGER_PREFIX``, ``LEDGER_TOKEN_SECRET`` (a
 random one if unset), ``LEDGER_GATEWAY_HOST``
 (``127.0.0.1``), ``LEDGER_GATEWAY_PORTS`` (``8101,8102``),
-``LEDGER_GATEWAY_WORKERS`` (``3`` per instance), ``LEDGER_DATA_DIR`` (where the
+``LEDGER_GATEWAY_WORKERS`` (``2`` per instance), ``LEDGER_GATEWAY_THREADS`` (``4`` per
+worker), ``LEDGER_DATA_DIR`` (where the
 embedded Redis keeps its append-only file; a temporary directory if unset).
 """
 
@@ -85,8 +87,14 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--workers",
         type=int,
-        default=int(os.environ.get("LEDGER_GATEWAY_WORKERS", "3")),
-        help="gunicorn workers per instance (default 3)",
+        default=int(os.environ.get("LEDGER_GATEWAY_WORKERS", "2")),
+        help="gunicorn workers per instance (default 2)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=int(os.environ.get("LEDGER_GATEWAY_THREADS", "4")),
+        help="threads per worker (default 4)",
     )
     return p.parse_args(argv)
 
@@ -112,6 +120,7 @@ def launch(
     *,
     bind: str,
     workers: int,
+    threads: int | None = None,
     prefix: str = "ledger",
     name: str | None = None,
     env: dict[str, str] | None = None,
@@ -119,8 +128,9 @@ def launch(
 ) -> subprocess.Popen[bytes]:
     """Start one gateway instance under gunicorn, as the main job does.
 
-    ``env`` adds or overrides variables; ``output`` receives stdout and stderr
-    (a file or ``subprocess.DEVNULL``; None inherits ours).
+    ``threads`` per worker (None: the config's default, 4); ``env`` adds or
+    overrides variables; ``output`` receives stdout and stderr (a file or
+    ``subprocess.DEVNULL``; None inherits ours).
     """
     # Each instance keeps its own metrics directory (gunicorn.conf.py makes one).
     base_env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
@@ -131,6 +141,7 @@ def launch(
             "LEDGER_REDIS_URL": url,
             "LEDGER_PREFIX": prefix,
             "LEDGER_GATEWAY_WORKERS": str(workers),
+            **({"LEDGER_GATEWAY_THREADS": str(threads)} if threads is not None else {}),
             "LEDGER_GATEWAY_BIND": bind,
             "LEDGER_GATEWAY_NAME": name or f"ledger-gateway-{bind.rpartition(':')[2]}",
             **(env or {}),
@@ -230,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
                     url,
                     bind=f"{args.host}:{port}",
                     workers=args.workers,
+                    threads=args.threads,
                     prefix=prefix,
                     env={SECRET_ENV: secret},
                 )
@@ -237,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
         bases = [f"http://{args.host}:{port}" for port in ports]
         for base, proc in zip(bases, procs, strict=True):
             wait_ready(base, proc)
-        print(f"gateways   {len(bases)} instances x {args.workers} workers")
+        print(
+            f"gateways   {len(bases)} instances x {args.workers} workers x {args.threads} threads"
+        )
         for base in bases:
             print(f"  {base}  (API {base}/v1, {base}/openapi.json, {base}/metrics)")
         print(f"dashboard  {bases[0]}/dashboard?token={tokens[Role.OPS]}")

@@ -106,6 +106,12 @@ def peek(field: str) -> Any:
 
 def wants_msgpack() -> bool:
     """msgpack if the client prefers it in ``Accept``, or sent msgpack and accepts anything."""
+    raw = request.environ.get("HTTP_ACCEPT", "")
+    # The common answers without parsing the header (the same result as below).
+    if raw == JSON:
+        return False
+    if raw in ("", "*/*"):
+        return request.mimetype in _MSGPACK_TYPES
     accept = request.accept_mimetypes
     if accept:
         q_pack = max(accept.quality(m) for m in _MSGPACK_TYPES)
@@ -123,5 +129,9 @@ def respond(body: Any, status: int = 200, headers: dict[str, str] | None = None)
         data = json.dumps(body, separators=(",", ":"))
         mimetype = JSON
     resp = Response(data, status=status, headers=headers, mimetype=mimetype)
-    resp.vary.add("Accept")
+    # Set as a plain header: ``resp.vary`` parses the (absent) header into a set first.
+    if "Vary" in resp.headers:
+        resp.vary.add("Accept")
+    else:
+        resp.headers["Vary"] = "Accept"
     return resp

@@ -3,9 +3,10 @@
 A token is a random string shown once when it is made. Redis keeps only its
 HMAC-SHA256 under a server-side secret (``LEDGER_TOKEN_SECRET``, shared by the
 gateways and the ``ledger token`` commands, never stored in Redis), so every
-gateway instance knows every token with no file to copy, ``revoke`` takes
-effect on the next request any instance serves, and a record written straight
-into Redis by someone without the secret matches no token. In the table below
+gateway instance knows every token with no file to copy, ``revoke`` reaches
+every instance within the bound of its token cache (announced below), and a
+record written straight into Redis by someone without the secret matches no
+token. In the table below
 ``SHA256`` is that keyed digest (hex).
 
 One key (``P`` is the key prefix, ``ledger`` by default; not firm-tagged and
@@ -16,6 +17,11 @@ never touched by an order decision, so one slot holds every token):
                                        created_at_ms}`` per token (sha256 hex of the
                                        token), ``n|NAME`` -> that sha256 (names are unique)
 =============================  ======  ==================================================
+
+A revoke is also announced on the pub/sub channel ``P:events`` as
+``{"type": "token_revoked", "name", "at_ms"}``, right after the record is
+gone: gateways that cache lookups for a short time drop their cache on it
+(:mod:`gateway.token_cache`).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import builtins
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import secrets
@@ -63,6 +70,8 @@ INSECURE_DEV_ENV: Final = "LEDGER_INSECURE_DEV_TOKENS"
 #: Public, so tokens keyed with it are as forgeable as plain hashes.
 DEV_SECRET: Final = "limit-ledger-insecure-development-token-secret"
 MIN_SECRET_LENGTH: Final = 16
+
+log = logging.getLogger(__name__)
 
 
 class Role(StrEnum):
@@ -169,6 +178,11 @@ class TokenStore:
     def key(self) -> str:
         return f"{self.prefix}:tokens"
 
+    @property
+    def channel(self) -> str:
+        """Where a revoke is announced: the events channel (``gateway.events.channel``)."""
+        return f"{self.prefix}:events"
+
     def create(
         self,
         role: str | Role,
@@ -232,15 +246,36 @@ class TokenStore:
         return token
 
     def revoke(self, name: str) -> bool:
-        """Remove the named token at once; False if there was none."""
+        """Remove the named token at once; False if there was none.
+
+        The removal is then announced on :attr:`channel`, so that gateways
+        caching lookups drop them now rather than when their cache expires.
+        A refused announcement (a Redis user without the channel) is logged:
+        the token is gone all the same, and a cache expires within its bound.
+        """
         try:
             digest = self.redis.hget(self.key, f"n|{name}")
             if digest is None:
                 return False
             digest = digest.decode() if isinstance(digest, bytes) else digest
-            self.redis.hdel(self.key, f"n|{name}", f"t|{digest}")
+            event = json.dumps(
+                {"type": "token_revoked", "name": name, "at_ms": int(time.time() * 1000)},
+                sort_keys=True,
+            )
+            # One round trip, in this order: a gateway that reads the token again
+            # on the announcement finds it gone.
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hdel(self.key, f"n|{name}", f"t|{digest}")
+            pipe.publish(self.channel, event)
+            deleted, announced = pipe.execute(raise_on_error=False)
         except redis.RedisError as exc:
             raise LedgerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        if isinstance(deleted, Exception):
+            raise LedgerUnavailable(f"{type(deleted).__name__}: {deleted}")
+        if isinstance(announced, Exception):
+            log.warning(
+                "token %s revoked but not announced on %s: %s", name, self.channel, announced
+            )
         return True
 
     def list(self) -> builtins.list[Principal]:
@@ -254,15 +289,21 @@ class TokenStore:
         ]
         return sorted((_principal(r) for r in records), key=lambda p: p.name)
 
-    def lookup(self, token: str) -> Principal | None:
-        """The owner of ``token``, or None if it is unknown, revoked or malformed."""
+    def digest(self, token: str) -> str | None:
+        """The keyed digest a token is stored under; None for a malformed one."""
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
             return None
+        return hash_token(token, self._secret)
+
+    def lookup(self, token: str) -> Principal | None:
+        """The owner of ``token``, or None if it is unknown, revoked or malformed."""
+        digest = self.digest(token)
+        return None if digest is None else self.lookup_digest(digest)
+
+    def lookup_digest(self, digest: str) -> Principal | None:
+        """The owner of the token stored under ``digest`` (:meth:`digest`), or None."""
         try:
-            raw = cast(
-                "bytes | str | None",
-                self.redis.hget(self.key, f"t|{hash_token(token, self._secret)}"),
-            )
+            raw = cast("bytes | str | None", self.redis.hget(self.key, f"t|{digest}"))
         except redis.RedisError as exc:
             raise LedgerUnavailable(f"{type(exc).__name__}: {exc}") from exc
         return None if raw is None else _principal(raw)

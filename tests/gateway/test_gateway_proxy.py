@@ -3,7 +3,7 @@
 Many slow clients hold half-sent requests open through the proxy while other
 clients send orders: every order is answered, and the slow clients are still
 connected when it is (nothing gave up on them). The gunicorn behind it runs
-two sync workers, which the same slow clients would hold if they reached it.
+two workers, whose threads the same slow clients would hold if they reached it.
 Needs nginx (`.ci/run` installs it); skipped where there is none.
 """
 
