@@ -112,7 +112,10 @@ def _fresh_state(decision: Decision) -> Decision:
     """
     if decision.replayed or decision.reason is Reason.DUPLICATE_ORDER_ID:
         return decision
-    return dataclasses.replace(decision, state="open" if decision.accepted else "rejected")
+    # Set in place: the decision was made here and nobody else holds it yet
+    # (dataclasses.replace would copy every field of a frozen instance).
+    object.__setattr__(decision, "state", "open" if decision.accepted else "rejected")
+    return decision
 
 
 def _basket_result(basket_id: str, orders: list[Order], raw: list[Any]) -> BasketDecision:

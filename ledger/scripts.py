@@ -12,7 +12,9 @@ code Python knows (and pays nothing for the lookup at run time).
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -129,6 +131,49 @@ SCRIPT_NAMES = (
 )
 
 
+class _Wire:
+    """A direct call on one connection per thread, taken from the client's pool
+    once and kept (per process: a forked child takes its own).
+
+    A script call through ``client.execute_command`` checks a connection out of
+    the pool and back in, asks the socket whether stale data is waiting (one
+    more system call) and wraps the call in retry and metrics layers: about as
+    much client CPU as the round trip itself. The answer is the same; on a
+    broken connection the call is sent again once through the client (its
+    retry policy, :data:`ledger.connect.RETRY`), a timeout is raised at once.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.pool = client.connection_pool
+        self._local = threading.local()
+
+    def _connection(self) -> Any:
+        local = self._local
+        conn = getattr(local, "conn", None)
+        if conn is None or local.pid != os.getpid():
+            conn = self.pool.get_connection()
+            local.conn, local.pid = conn, os.getpid()
+        return conn
+
+    def _drop(self, conn: Any) -> None:
+        self._local.conn = None
+        conn.disconnect()
+        self.pool.release(conn)
+
+    def call(self, *command: Any) -> Any:
+        conn = self._connection()
+        try:
+            conn.send_command(*command)
+            return conn.read_response()
+        except redis.exceptions.TimeoutError:
+            self._drop(conn)
+            raise
+        except (redis.exceptions.ConnectionError, OSError):
+            self._drop(conn)
+        return self.client.execute_command(*command)
+
+
 @dataclass
 class _Bound:
     name: str
@@ -143,6 +188,8 @@ class _Bound:
     library: Library | None = None
     #: The RedisCluster client, on a cluster.
     cluster: Any = None
+    #: The connection direct calls go out on (not on a cluster).
+    wire: _Wire | None = None
 
     @property
     def function(self) -> str:
@@ -177,8 +224,10 @@ class _Bound:
 
     def _fcall(self, keys: list[str], args: list[Any]) -> Any:
         if self.cluster is None:
-            assert self.library is not None
-            return self.library.client.fcall(self.function, len(keys), *keys, *args)
+            if self.wire is None:
+                assert self.library is not None
+                return self.library.client.fcall(self.function, len(keys), *keys, *args)
+            return self.wire.call("FCALL", self.function, len(keys), *keys, *args)
         # The node of the keys' slot, named: RedisCluster would otherwise ask
         # the server which arguments of an FCALL are keys (a second round trip).
         node = self.cluster.get_node_from_key(keys[0])
@@ -225,9 +274,10 @@ class ScriptSet:
         version, text = library()
         self.library = Library(client, version, text) if functions else None
         cluster = client if hasattr(client, "nodes_manager") else None
+        wire = _Wire(client) if cluster is None and hasattr(client, "connection_pool") else None
         for name, (numkeys, source_text, filename) in _scripts().items():
             script = client.register_script(source_text)
-            bound = _Bound(name, numkeys, script, filename, durable, self.library, cluster)
+            bound = _Bound(name, numkeys, script, filename, durable, self.library, cluster, wire)
             setattr(self, name, bound)
 
     reserve: _Bound
