@@ -9,6 +9,7 @@ paths leave the same ledger behind.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,7 +22,7 @@ from ledger.library import _merge
 from ledger.money import MAX_EXACT
 from ledger.scripts import ScriptSet, library
 from ledger.views import aggregates
-from tests.helpers import load, order
+from tests.helpers import TIGHT, load, order
 
 VERSION = library()[0]
 
@@ -182,3 +183,45 @@ def test_the_library_holds_one_function_per_script() -> None:
     version, text = library()
     assert text.startswith(f"#!lua name=ledger_{version}\n")
     assert text.count("redis.register_function(") == len(ScriptSet.__annotations__)
+
+
+def _qty_cap(cap: int) -> dict[str, Any]:
+    doc = copy.deepcopy(TIGHT)
+    doc["firms"][0]["desks"][0]["accounts"][0]["limits"]["max_order_qty"] = cap
+    return doc
+
+
+def test_records_kept_between_calls_never_outlive_their_policy(redis_client: redis.Redis) -> None:
+    # The library keeps unpacked policy records under the load's id: every new
+    # load, even one of the same revision after a flush, is read afresh.
+    lg = Ledger(redis_client, actor="test")
+    load(lg, _qty_cap(1000))
+    assert lg.reserve(order("o1", qty="900", price="1")).accepted
+    load(lg, _qty_cap(800))
+    assert lg.reserve(order("o2", qty="900", price="1")).reason is Reason.MAX_ORDER_QTY
+    redis_client.flushall()
+    lg = Ledger(redis_client, actor="test")
+    load(lg, _qty_cap(1000))  # revision 1 again, as before the first load
+    assert lg.reserve(order("o3", qty="900", price="1")).accepted
+    redis_client.flushall()
+    lg = Ledger(redis_client, actor="test")
+    load(lg, _qty_cap(800))
+    refused = lg.reserve(order("o4", qty="900", price="1"))
+    assert (refused.reason, refused.limit) == (Reason.MAX_ORDER_QTY, 800)
+
+
+def test_a_policy_without_a_load_id_is_read_on_every_call(redis_client: redis.Redis) -> None:
+    # As one loaded before load ids existed: nothing is kept, every call unpacks.
+    lg = Ledger(redis_client, actor="test")
+    load(lg, _qty_cap(1000))
+    redis_client.hdel(lg.keys.policy("F1"), "meta|lid")
+    assert lg.reserve(order("o1", qty="900", price="1")).accepted
+    redis_client.hset(
+        lg.keys.policy("F1"),
+        "account:A1",
+        redis_client.hget(lg.keys.policy("F1"), "account:A1").replace(
+            b"\xcd\x03\xe8", b"\xcd\x03\x20"
+        ),
+    )
+    refused = lg.reserve(order("o2", qty="900", price="1"))
+    assert (refused.reason, refused.limit) == (Reason.MAX_ORDER_QTY, 800)
