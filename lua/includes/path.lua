@@ -117,14 +117,20 @@ local function load_order(order_key)
     qty = tonumber(v[3]), pn = tonumber(v[4]),
     ps = tonumber(v[5]), cum = tonumber(v[6]), res = tonumber(v[7]), fn = tonumber(v[8]),
     scopes = {'firm:' .. p[1], 'desk:' .. p[2], 'account:' .. p[3], 'strategy:' .. p[4],
-      'trader:' .. p[5]}}
+      'trader:' .. p[5]}, ids = {p[1], p[2], p[3], p[4], p[5]}}
 end
 
 -- Tags an audit record with the nodes and symbol it concerns, so that a
 -- reader scoped to some desks (the dashboard of a desk head) can pick its own.
-local function about(record, scopes, sym)
-  for i, k in ipairs({'firm', 'desk', 'account', 'strategy', 'trader'}) do
-    record[k] = string.match(scopes[i], '^[^:]*:(.*)$')
+-- ids: the five node ids when the caller has them (else cut from the scopes).
+local function about(record, scopes, sym, ids)
+  if ids then
+    record.firm, record.desk, record.account = ids[1], ids[2], ids[3]
+    record.strategy, record.trader = ids[4], ids[5]
+  else
+    for i, k in ipairs({'firm', 'desk', 'account', 'strategy', 'trader'}) do
+      record[k] = string.match(scopes[i], '^[^:]*:(.*)$')
+    end
   end
   record.sym = sym
   return record
