@@ -225,3 +225,21 @@ def test_a_policy_without_a_load_id_is_read_on_every_call(redis_client: redis.Re
     )
     refused = lg.reserve(order("o2", qty="900", price="1"))
     assert (refused.reason, refused.limit) == (Reason.MAX_ORDER_QTY, 800)
+
+
+def test_a_call_on_a_broken_connection_is_sent_again_once(redis_client: redis.Redis) -> None:
+    lg = Ledger(redis_client, actor="test")
+    load(lg)
+    assert lg.reserve(order("o1")).accepted
+    wire = lg.scripts.reserve.wire
+    assert wire is not None
+    conn = wire._connection()
+    conn.send_command("CLIENT", "ID")
+    killed = conn.read_response()
+    redis_client.client_kill_filter(_id=killed)
+    # The server closed the wire's connection: the call fails on it and is sent again.
+    assert lg.reserve(order("o2")).accepted
+    conn = wire._connection()
+    conn.send_command("CLIENT", "ID")
+    assert conn.read_response() != killed
+    assert agg(lg).n == 2
