@@ -8,7 +8,10 @@ right before each side. Ratios are per repetition, then summarized:
 
 - Redis CPU per call against the floor measured beside it (reserve with
   core controls and message windows, reserve with all controls on, fill,
-  release), and new over old;
+  release), and new over old: both as ``INFO commandstats`` time (the
+  issue's measure) and as the server main thread's CPU time (``INFO cpu``),
+  which, unlike the former, does not grow while the server waits for a core
+  on a busy machine;
 - sequential reserve p50 over the PING p50 of the same process, and the
   client's CPU per reserve (and per PING, for scale);
 - decisions/s of one firm from N processes, new over old.
@@ -29,6 +32,7 @@ from typing import Any
 
 import redis
 
+from bench.compare_worker import main_thread_cpu_us
 from bench.floors import Floors
 from bench.harness import summarize
 from ledger.embedded import EmbeddedRedis, find_server, free_port
@@ -82,9 +86,11 @@ def main(argv: list[str] | None = None) -> int:
             for side in order:
                 print(f"repetition {rep + 1}/{args.reps}: {side}", file=sys.stderr)
                 tree = sides[side]
+                cpu0 = main_thread_cpu_us(client)
                 five = floors.server_us("five", args.calls)
+                five_cpu = (main_thread_cpu_us(client) - cpu0) / args.calls
                 got = _run(tree, "server", server.url, f"c{rep}{side}s", args.calls)
-                got["five"] = five
+                got["five"], got["five_cpu"] = five, five_cpu
                 got.update(_run(tree, "seq", server.url, f"c{rep}{side}q", args.seq))
                 got.update(_run(tree, "procs", server.url, f"c{rep}{side}p", args.procs))
                 raw[side].append(got)
@@ -116,7 +122,19 @@ def main(argv: list[str] | None = None) -> int:
         add(
             f"Redis CPU per {label}, × the five-level floor", "x", lambda r, k=key: r[k] / r["five"]
         )
+    for key, label in (
+        ("reserve", "reserve, core controls and message windows"),
+        ("reserve_all", "reserve, all controls on"),
+        ("fill", "fill (closing the order)"),
+        ("release", "release"),
+    ):
+        add(
+            f"server main-thread CPU per {label}, × the floor's",
+            "x",
+            lambda r, k=key: r[k + "_server_cpu"] / r["five_cpu"],
+        )
     add("five-level floor, Redis CPU per call, µs", "µs", lambda r: r["five"])
+    add("five-level floor, server main-thread CPU per call, µs", "µs", lambda r: r["five_cpu"])
     add(
         "Redis CPU per reserve (core controls and message windows), µs",
         "µs",
@@ -133,6 +151,14 @@ def main(argv: list[str] | None = None) -> int:
     gains = {
         "Redis CPU per reserve, new / old": [
             n["reserve"] / o["reserve"] for o, n in zip(raw["old"], raw["new"], strict=True)
+        ],
+        "server main-thread CPU per reserve, new / old": [
+            n["reserve_server_cpu"] / o["reserve_server_cpu"]
+            for o, n in zip(raw["old"], raw["new"], strict=True)
+        ],
+        "server main-thread CPU per reserve with all controls, new / old": [
+            n["reserve_all_server_cpu"] / o["reserve_all_server_cpu"]
+            for o, n in zip(raw["old"], raw["new"], strict=True)
         ],
         "Redis CPU per reserve with all controls, new / old": [
             n["reserve_all"] / o["reserve_all"] for o, n in zip(raw["old"], raw["new"], strict=True)

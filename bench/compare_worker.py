@@ -40,13 +40,25 @@ def _ledger(url: str, prefix: str, *shapes: FirmShape) -> Ledger:
     return lg
 
 
-def _cost(client: redis.Redis, work: Any) -> float:
+def main_thread_cpu_us(client: redis.Redis) -> float:
+    """CPU the server's main thread has used (user + system), µs: unlike the
+    commandstats time, it does not grow while the server waits for a core."""
+    cpu = client.info("cpu")
+    return (cpu["used_cpu_user_main_thread"] + cpu["used_cpu_sys_main_thread"]) * 1e6
+
+
+def _cost(client: redis.Redis, work: Any, out: dict[str, float], name: str) -> None:
+    """``out[name]``: commandstats µs per call; ``out[name + "_server_cpu"]``: main-thread
+    CPU µs per call (network and parsing included)."""
     client.config_resetstat()
+    cpu0 = main_thread_cpu_us(client)
     work()
+    cpu1 = main_thread_cpu_us(client)
     stats = client.info("commandstats")
     calls = sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in CALLS)
     usec = sum(int(stats.get(f"cmdstat_{c}", {}).get("usec", 0)) for c in CALLS)
-    return usec / calls
+    out[name] = usec / calls
+    out[name + "_server_cpu"] = (cpu1 - cpu0) / calls
 
 
 def server(url: str, prefix: str, n: int) -> dict[str, float]:
@@ -60,25 +72,30 @@ def server(url: str, prefix: str, n: int) -> dict[str, float]:
     for o in warm:
         full.reserve(o)
     batch = list(orders(FULL, n, "m"))
-    out = {"reserve": _cost(client, lambda: [full.reserve(o) for o in batch])}
+    out: dict[str, float] = {}
+    _cost(client, lambda: [full.reserve(o) for o in batch], out, "reserve")
     refresh_prices(every)
     seen: list[Any] = []
     allc = list(orders(ALL, n, "a"))
-    out["reserve_all"] = _cost(client, lambda: seen.extend(every.reserve(o) for o in allc))
+    _cost(client, lambda: seen.extend(every.reserve(o) for o in allc), out, "reserve_all")
     refused = [d for d in seen if not d.accepted]
     if refused:
         raise RuntimeError(f"all controls: {len(refused)} refused, e.g. {refused[0]}")
     half = batch[: n // 2]
-    out["fill"] = _cost(
+    _cost(
         client,
         lambda: [
             full.fill(o.order_id, f"{o.order_id}-f", o.qty, o.price, account=o.account)
             for o in half
         ],
+        out,
+        "fill",
     )
-    out["release"] = _cost(
+    _cost(
         client,
         lambda: [full.release(o.order_id, "cancelled", account=o.account) for o in batch[n // 2 :]],
+        out,
+        "release",
     )
     return out
 
