@@ -96,24 +96,31 @@ def commandstats(client: Any) -> dict[str, tuple[int, int]]:
     return out
 
 
+#: The commands a script call arrives as: EVALSHA, or FCALL of the function library.
+SCRIPT_CALLS = ("evalsha", "fcall")
+
+
 def server_cost(
-    client: Any, work: Callable[[], Any], command: str = "evalsha"
+    client: Any, work: Callable[[], Any], command: str | tuple[str, ...] = SCRIPT_CALLS
 ) -> tuple[float, dict[str, tuple[float, float]]]:
-    """Redis CPU microseconds per call of ``command`` while ``work()`` runs.
+    """Redis CPU microseconds per call of ``command`` (or of the commands, summed)
+    while ``work()`` runs.
 
     Returns the figure and, for every other command counted meanwhile (the
     ones scripts issue), ``(calls, µs)`` per call of ``command``.
     """
+    names = (command,) if isinstance(command, str) else command
     client.config_resetstat()
     work()
     stats = commandstats(client)
-    calls, usec = stats.get(command, (0, 0))
+    calls = sum(stats.get(name, (0, 0))[0] for name in names)
+    usec = sum(stats.get(name, (0, 0))[1] for name in names)
     if calls == 0:
-        raise RuntimeError(f"no {command} call was counted")
+        raise RuntimeError(f"no {' or '.join(names)} call was counted")
     breakdown = {
         name: (c / calls, u / calls)
         for name, (c, u) in stats.items()
-        if name != command and not name.startswith(("config", "info"))
+        if name not in names and not name.startswith(("config", "info"))
     }
     return usec / calls, breakdown
 

@@ -25,7 +25,7 @@ local o
 local function record(d)
   local r = {op = 'cancel', order_id = order_id, by = actor, code = d[1], scope = d[2],
     limit = d[3], used = d[4]}
-  audit(audit_key, maxlen, o and about(r, o.scopes, o.sym) or r)
+  audit(audit_key, maxlen, o and about(r, o.scopes, o.sym, o.ids) or r)
   return d
 end
 

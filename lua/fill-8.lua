@@ -66,7 +66,7 @@ end
 local oi = open_ix(o.side)
 local signed = o.side == 'buy' and fq or -fq
 local now = now_ms()
-local meta = rcall('HMGET', policy_key, 'meta|day', o.scopes[4])
+local meta = rcall('HMGET', policy_key, 'meta|day', o.scopes[4], 'meta|lid')
 local day = pnl and day_of(meta[1], now)
 local aggs = read_nodes(agg_key, o.scopes)
 local pos = read_positions(pos_key, o.scopes, o.sym)
@@ -93,10 +93,8 @@ if inexact then
   return {R.INVALID_ORDER, math.max(o.qty - o.cum, 0), o.cum, o.res, 0, 0, 0, 0,
     inexact_message()}
 end
-rcall('HSET', order_key, 'f|' .. fill_id, 1)
-
 local tripped = 0
-local strategy = meta[2] and cmsgpack.unpack(meta[2])
+local strategy = meta[2] and policy_record(policy_key, meta[3], o.scopes[4], meta[2])
 local ft = strategy and strategy.ft
 if ft then
   local a = aggs[4]
@@ -116,21 +114,24 @@ if ft then
       tripped = 1
       audit(audit_key, maxlen, about({op = 'state_disable', scope = o.scopes[4],
         by = 'system:fill-throttle', why = 'repeated executions', cause = cause, auto = 1,
-        order_id = order_id, fill = fill_id, code = R.OK}, o.scopes, o.sym))
+        order_id = order_id, fill = fill_id, code = R.OK}, o.scopes, o.sym, o.ids))
     end
   end
 end
 write_nodes(agg_key, o.scopes, aggs)
 write_positions(pos_key, o.scopes, o.sym, pos)
+-- The fill id with the rest: a refused fill (above) leaves no trace.
 if closes then
   rcall('ZREM', open_key, unpack(open_members(o, order_id)))
-  rcall('HSET', order_key, 'st', 'filled')
+  rcall('HSET', order_key, 'f|' .. fill_id, 1, 'cum', cum, 'res', reserved, 'fn', fn,
+    'st', 'filled')
+else
+  rcall('HSET', order_key, 'f|' .. fill_id, 1, 'cum', cum, 'res', reserved, 'fn', fn)
 end
-rcall('HSET', order_key, 'cum', cum, 'res', reserved, 'fn', fn)
 local over = cum > o.qty and 1 or 0
 audit(audit_key, maxlen, about({op = 'fill', order_id = order_id, fill = fill_id, by = actor,
   code = R.OK, qty = fq, pn = pn, ps = ps, notional = amount, leaves = leaves, over = over,
-  pnl = pnl}, o.scopes, o.sym))
+  pnl = pnl}, o.scopes, o.sym, o.ids))
 -- Time in force hook.
 if life_after_fill({policy = policy_key, agg = agg_key, open = open_key, pos = pos_key,
     audit = audit_key, maxlen = maxlen, exp = KEYS[8]}, order_key, open, closes, now) then

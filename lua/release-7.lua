@@ -50,5 +50,5 @@ else
 end
 local r = {op = 'release', order_id = order_id, by = actor, why = why,
   code = result[1], released = result[2], already = result[3]}
-audit(audit_key, maxlen, o and about(r, o.scopes, o.sym) or r)
+audit(audit_key, maxlen, o and about(r, o.scopes, o.sym, o.ids) or r)
 return result

@@ -54,7 +54,7 @@ local function record(d, o)
   local r = {op = 'replace', order_id = order_id, by = actor, code = d[1],
     scope = d[2], limit = d[3], used = d[4], req = d[5], notional = d[6], qty = qty,
     pn = pn, ps = ps, old_qty = o and o.qty, old_pn = o and o.pn, old_ps = o and o.ps}
-  audit(audit_key, maxlen, o and about(r, o.scopes, o.sym) or r)
+  audit(audit_key, maxlen, o and about(r, o.scopes, o.sym, o.ids) or r)
   return d
 end
 

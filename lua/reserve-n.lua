@@ -186,7 +186,7 @@ local function audit_leg(leg, d)
   audit(audit_key, maxlen, about({op = 'reserve', order_id = leg.id, by = actor, code = d[1],
     scope = d[2], limit = d[3], used = d[4], req = d[5], notional = d[6], shadow = d[8],
     side = leg.side, qty = leg.qty, pn = leg.pn, ps = leg.ps, venue = leg.venue,
-    basket = basket ~= '' and basket or nil}, leg.scopes, leg.sym))
+    basket = basket ~= '' and basket or nil}, leg.scopes, leg.sym, leg.ids))
 end
 
 local function commit(plans)

@@ -110,7 +110,8 @@ def _check_one_policy(client: redis.Redis, policies: list[Policy], firms: set[st
 
     for firm in sorted(firms):
         key = f"ledger:{{{firm}}}:policy"
-        live = _live(client, key, "meta|rev", "meta|day")
+        # meta|lid: an id of each load's own, like its revision.
+        live = _live(client, key, "meta|rev", "meta|day", "meta|lid")
         if firm in policy.firms:
             want = _expected(firm_fields(policy, firm, 0, 0), "meta|rev", "meta|day")
             assert live == want, f"firm {firm} has another policy than the document"

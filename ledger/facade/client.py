@@ -102,7 +102,10 @@ def _fresh_state(decision: Decision) -> Decision:
     """
     if decision.replayed or decision.reason is Reason.DUPLICATE_ORDER_ID:
         return decision
-    return dataclasses.replace(decision, state="open" if decision.accepted else "rejected")
+    # Set in place: the decision was made here and nobody else holds it yet
+    # (dataclasses.replace would copy every field of a frozen instance).
+    object.__setattr__(decision, "state", "open" if decision.accepted else "rejected")
+    return decision
 
 
 def _basket_result(basket_id: str, orders: list[Order], raw: list[Any]) -> BasketDecision:
@@ -163,6 +166,9 @@ class Ledger:
             acknowledged (ledger/store/durable.py); 0, the default, does not wait.
         durable_timeout_ms: how long to wait for them before failing closed.
         durable_fsync: the replicas must have fsynced it too (WAITAOF).
+        functions: run the scripts as the function library (FCALL) where the
+            server holds it or this client may load it (ledger/store/library.py);
+            False: always EVALSHA.
     """
 
     def __init__(
@@ -177,6 +183,7 @@ class Ledger:
         durable_replicas: int = 0,
         durable_timeout_ms: int = DEFAULT_TIMEOUT_MS,
         durable_fsync: bool = False,
+        functions: bool = True,
     ) -> None:
         # A caller's client keeps redis-py's default retries (seconds of backoff
         # on a refused connection) unless bounded: fail closed within the timeout.
@@ -188,7 +195,7 @@ class Ledger:
         self.reject_ttl_ms = reject_ttl_ms
         durability = Durability(durable_replicas, durable_timeout_ms, durable_fsync)
         self.durable = DurableWrites(client, durability, prefix, cluster)
-        self.scripts = ScriptSet(client, self.durable)
+        self.scripts = ScriptSet(client, self.durable, functions=functions)
         self._policy: tuple[int, Policy] | None = None
         self._firms: list[str] = []
         #: scope -> route value from P:{routes} ("F|D" for accounts, "F" otherwise)
@@ -957,9 +964,12 @@ class Ledger:
         return sorted(out.values(), key=lambda x: x.scope)
 
     def ping(self) -> bool:
-        """True when Redis answers and every script is loaded."""
+        """True when Redis answers and every script is loaded (and the function
+        library, where this client may load it)."""
         with self._redis_errors():
             self.redis.ping()
+            if self.scripts.library is not None:
+                self.scripts.library.usable()
             shas = [b.script.sha for b in self.scripts.all()]
             loaded = self.redis.script_exists(*shas)
             for bound, ok in zip(self.scripts.all(), loaded, strict=True):

@@ -23,6 +23,8 @@ __all__ = [
 
 #: States of an order that holds no reservation any more.
 CLOSED_STATES = frozenset({"filled", "released"})
+#: Reason.OK as the scripts answer it (bytes: the ledger's clients do not decode).
+_OK = Reason.OK.value.encode()
 
 #: The message of a script's RISK_UNAVAILABLE, which only audit.require_archive answers.
 ARCHIVE_BEHIND = (
@@ -77,6 +79,9 @@ class Decision:
 
     @classmethod
     def from_script(cls, order_id: str, raw: list[Any]) -> Decision:
+        if len(raw) == 8 and raw[0] == _OK and not raw[6] and not raw[7]:
+            # The common answer, an acceptance decided now with no shadow breach.
+            return cls(order_id, True, Reason.OK, notional=int(raw[5]))
         reason = Reason(_text(raw[0]))
         end = 8 + 5 * int(raw[7])
         shadow = tuple(

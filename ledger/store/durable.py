@@ -3,7 +3,7 @@
 Every mutating script call is sent as one non-transactional pipeline, so the
 decision path stays one round trip::
 
-    EVALSHA <script> ...            the decision, stored on the primary
+    FCALL <function> ...            the decision, stored on the primary (or EVALSHA)
     PUBLISH <prefix>:durable ""     see below
     WAIT <replicas> <timeout_ms>    or WAITAOF 0 <replicas> <timeout_ms> with fsync
 
@@ -34,13 +34,12 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 
 import redis
-from redis.commands.core import Script
 
 from ledger.errors import LedgerUnavailable
 
@@ -255,26 +254,31 @@ class DurableWrites:
     def deferring(self) -> bool:
         return bool(getattr(self._local, "depth", 0))
 
-    def call(self, script: Script, keys: list[str], args: list[Any]) -> Any:
-        """``script(keys, args)`` then the wait, in one round trip; raises NotDurable."""
+    def call(
+        self,
+        queue: Callable[[Any, list[str], list[Any]], None],
+        keys: list[str],
+        args: list[Any],
+        healed: Callable[[Any, BaseException], bool],
+    ) -> Any:
+        """The script call ``queue`` puts on a pipeline, then the wait, in one
+        round trip; raises NotDurable. ``healed(server, error)`` says whether an
+        error meant nothing ran (script or function missing) and is mended."""
         self._check_fsync()
         for attempt in range(2):
             # On a cluster: the connection of the node that owns the call's slot
             # (every key of one call shares it), so that WAIT asks that shard's replicas.
             server = self._node_client(keys[0]) if self.cluster else self.client
             pipe = server.pipeline(transaction=False)
-            # EVALSHA directly: a pipeline given a Script checks SCRIPT EXISTS
-            # first, a second round trip on every call.
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            queue(pipe, keys, args)
             if self.cluster:
                 pipe.set(self.marker(keys[0]), "")
             else:
                 pipe.publish(self.channel, "")
             pipe.execute_command(*self._wait_args())
             result, marked, waited = self._send(pipe)
-            if isinstance(result, redis.exceptions.NoScriptError) and attempt == 0:
+            if isinstance(result, Exception) and attempt == 0 and healed(server, result):
                 # A restarted or flushed server: nothing ran; load and send again.
-                server.script_load(script.script)
                 continue
             if isinstance(result, Exception):
                 raise result

@@ -11,7 +11,9 @@ Per firm (slot of ``{F}``):
 =============================  ======  ==================================================
 ``P:{F}:policy``               hash    the firm's live policy: ``S`` -> msgpack node
                                        record, ``e|S1|S2`` -> 1 for each entitlement,
-                                       ``meta|rev`` / ``meta|sha``. Swapped whole by RENAME.
+                                       ``meta|rev`` / ``meta|sha``, ``meta|lid`` (an id
+                                       of each load's own: scripts keep records unpacked
+                                       under it). Swapped whole by RENAME.
 ``P:{F}:policy:next:REV``      hash    staging copy of load ``REV``, renamed into place by
                                        its swap; deleted if a newer load got there first,
                                        expires after ``STAGING_TTL_MS`` if the loader dies

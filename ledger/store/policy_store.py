@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import msgpack
@@ -92,8 +93,14 @@ def _pack(value: Any) -> bytes:
     return packed
 
 
-def firm_fields(policy: Policy, firm: str, rev: int, now_ms: int) -> dict[str, Any]:
-    """Every field of one firm's policy hash; ``now_ms`` anchors the trading-day table."""
+def firm_fields(
+    policy: Policy, firm: str, rev: int, now_ms: int, load_id: str | None = None
+) -> dict[str, Any]:
+    """Every field of one firm's policy hash; ``now_ms`` anchors the trading-day table.
+
+    ``load_id`` (``meta|lid``), new for every load, tells the scripts that the
+    records they unpacked before are still the ones stored (lua/includes/path.lua).
+    """
     controls = policy.controls
     day = controls.trading_day
     fields: dict[str, Any] = {
@@ -104,6 +111,8 @@ def firm_fields(policy: Policy, firm: str, rev: int, now_ms: int) -> dict[str, A
         "meta|ovmax": controls.max_override_ms,
         LIFE_FIELD: _pack(controls.lifecycle.packed()),
     }
+    if load_id is not None:
+        fields["meta|lid"] = load_id
     if controls.require_archive:
         fields["meta|ra"] = 1
     if controls.reference_prices is not None:
@@ -173,11 +182,12 @@ def load(
     kill_meta = client.hgetall(keys.global_kill_meta()) if keys.cluster else {}
     global_why = client.get(keys.global_kill()) if keys.cluster else None
     known = {m.decode() for m in client.smembers(keys.firms())}
+    load_id = uuid.uuid4().hex
     server_s, server_us = client.time()
     server_ms = int(server_s) * 1000 + int(server_us) // 1000
     for firm in [*firms, *sorted(known - set(firms))]:
         fields = (
-            firm_fields(policy, firm, rev, server_ms)
+            firm_fields(policy, firm, rev, server_ms, load_id)
             if firm in firms
             else {"meta|rev": rev, "meta|removed": 1}
         )

@@ -3,7 +3,9 @@
   Lua's tostring() prints large numbers as 4.5e+15, so numbers are handed to
   redis.call (which writes integers exactly) and never concatenated.
 ]]
-local rcall = redis.call
+-- Set by begin_call(): a Redis Function's library is loaded where redis.call
+-- does not exist yet (ledger/library.py), so it is bound when a call starts.
+local rcall
 
 local function now_ms()
   local t = rcall('TIME')
@@ -91,3 +93,15 @@ local NODE_SUMS = {'open buy notional', 'open sell notional', 'filled buy notion
   'filled sell notional', 'open orders'}
 local POSITION_SUMS = {'open buy notional', 'open sell notional', 'filled buy notional',
   'filled sell notional', 'open buy qty', 'open sell qty', 'filled qty'}
+
+--[[
+  Per-call state, and the first thing every script runs (the loader puts the
+  call there). A script run by EVALSHA starts afresh each time; a Redis
+  Function's library keeps its locals from one call to the next, so what
+  belongs to one call is reset here.
+]]
+local function begin_call()
+  rcall = redis.call
+  archive_backlogs = {}
+  inexact = nil
+end
