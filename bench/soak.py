@@ -117,7 +117,9 @@ def drive(
         if elapsed >= seconds and not pending:
             break
         while elapsed < seconds and i < rate * elapsed:
-            o = _order(i, server_ms0 + int(elapsed * 1000))
+            # The server's time now, not at the top of the loop: a stalled driver
+            # catches up in a burst, and a GTD expire time must stay ahead of it.
+            o = _order(i, server_ms0 + int((time.monotonic() - start) * 1000))
             d = lg.reserve(o)
             if not d.accepted:
                 refused.value += 1
