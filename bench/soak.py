@@ -101,7 +101,9 @@ def _steps(i: int) -> list[tuple[float, str, str]]:
     return [(0.5, "fill", "5")]
 
 
-def drive(url: str, rate: float, seconds: float, audit_maxlen: int, done: Any) -> None:
+def drive(
+    url: str, rate: float, seconds: float, audit_maxlen: int, done: Any, refused: Any
+) -> None:
     """Reserve ``rate`` orders a second for ``seconds``, each through its life."""
     lg = Ledger.from_url(url, timeout_s=30.0, actor="soak", audit_maxlen=audit_maxlen)
     lg.prefetch_routes()
@@ -115,8 +117,13 @@ def drive(url: str, rate: float, seconds: float, audit_maxlen: int, done: Any) -
         if elapsed >= seconds and not pending:
             break
         while elapsed < seconds and i < rate * elapsed:
-            o = _order(i, server_ms0 + int(elapsed * 1000))
-            lg.reserve(o)
+            # The server's time now, not at the top of the loop: a stalled driver
+            # catches up in a burst, and a GTD expire time must stay ahead of it.
+            o = _order(i, server_ms0 + int((time.monotonic() - start) * 1000))
+            d = lg.reserve(o)
+            if not d.accepted:
+                refused.value += 1
+                print(f"o{i}: {d.reason.value} {d.message}", flush=True)
             for at, action, qty in _steps(i):
                 seq += 1
                 heapq.heappush(pending, (now + at, seq, i, action, qty))
@@ -253,6 +260,7 @@ def report(result: dict[str, Any]) -> str:
             "| | retention " + result["retention"] + " | retention never |",
             "| --- | --- | --- |",
             f"| orders driven | {on['orders']:,} | {off['orders']:,} |",
+            f"| of which refused at reserve | {on['refused']:,} | {off['refused']:,} |",
             f"| achieved rate, orders/s | {on['rate']:.0f} | {off['rate']:.0f} |",
             f"| used_memory at the end, MiB | {on['end_memory'] / mib:.1f} | "
             f"{off['end_memory'] / mib:.1f} |",
@@ -298,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
     seconds = args.minutes * 60
     servers = {"on": EmbeddedRedis().start(), "off": EmbeddedRedis().start()}
     try:
-        clients, ledgers, counters, procs, fixed = {}, {}, {}, {}, {}
+        clients, ledgers, counters, refusals, procs, fixed = {}, {}, {}, {}, {}, {}
         ctx = mp.get_context("spawn")
         for name, server in servers.items():
             clients[name] = redis.Redis.from_url(server.url)
@@ -306,12 +314,20 @@ def main(argv: list[str] | None = None) -> None:
             retention = args.retention if name == "on" else "never"
             ledgers[name].load_policy(parse_policy(policy(retention), source="soak"), by="bench")
             counters[name] = ctx.Value("q", 0)
+            refusals[name] = ctx.Value("q", 0)
             fixed[name] = int(clients[name].dbsize())
         start = time.monotonic()
         for name, server in servers.items():
             procs[name] = ctx.Process(
                 target=drive,
-                args=(server.url, args.rate, seconds, args.audit_maxlen, counters[name]),
+                args=(
+                    server.url,
+                    args.rate,
+                    seconds,
+                    args.audit_maxlen,
+                    counters[name],
+                    refusals[name],
+                ),
             )
             procs[name].start()
         samples: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
@@ -348,6 +364,7 @@ def main(argv: list[str] | None = None) -> None:
         end = rows[-1]
         summary[name] = {
             "orders": end["orders"],
+            "refused": int(refusals[name].value),
             "rate": end["orders"] / seconds,
             "end_memory": end["used_memory"],
             "plateau": statistics.median(last_q),
