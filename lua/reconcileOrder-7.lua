@@ -34,8 +34,8 @@
 --- @include "common"
 --- @include "money"
 --- @include "exposure"
---- @include "path"
 --- @include "day"
+--- @include "path"
 --- @include "expiry"
 
 local order_key, agg_key, open_key, audit_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]

@@ -13,8 +13,8 @@
 ]]
 --- @include "common"
 --- @include "exposure"
---- @include "path"
 --- @include "day"
+--- @include "path"
 --- @include "expiry"
 
 local life = {policy = KEYS[1], agg = KEYS[2], open = KEYS[3], audit = KEYS[4], pos = KEYS[5],

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import redis
 
+import ledger.store.library as library_mod
 from ledger import Ledger, Order, Reason, parse_policy
-from ledger import library as library_mod
 from ledger.facade.views import aggregates
 from ledger.policy.money import MAX_EXACT
 from ledger.store.library import _merge

@@ -396,3 +396,17 @@ def test_sweep_by_firm_only_touches_that_firm(redis_client: redis.Redis) -> None
     lg = Ledger(redis_client, actor="test")
     load(lg)
     assert lg.sweep(firm="F1") == {"F1": 0}
+
+
+def test_each_call_reads_the_grace_of_the_policy_in_force(clock: Clock) -> None:
+    # The scripts run as one function library whose locals outlive a call: a grace
+    # read for one call must not be the grace of the next (a new load changed it).
+    lg = clock.ledger
+    clock.set_ms(T0)
+    load(lg, time_in_force={"ioc_grace": "5s"})
+    assert lg.reserve(tif_order("i1", "IOC")).accepted
+    load(lg, time_in_force={"ioc_grace": "1s"})
+    assert lg.reserve(tif_order("i2", "IOC")).accepted
+    due = lg.redis.zscore(lg.keys.expiry("F1"), lg.keys.order("F1", "i2"))
+    assert due == T0 + 1000
+    assert lg.redis.zscore(lg.keys.expiry("F1"), lg.keys.order("F1", "i1")) == T0 + 5000

@@ -100,8 +100,15 @@ local POSITION_SUMS = {'open buy notional', 'open sell notional', 'filled buy no
   Function's library keeps its locals from one call to the next, so what
   belongs to one call is reset here.
 ]]
+-- What an include keeps for one call only registers its reset here: a
+-- library's locals outlive the call, and one firm's or one load's values must
+-- never reach the next call.
+local call_resets = {}
+local function per_call(reset) call_resets[#call_resets + 1] = reset end
+
 local function begin_call()
   rcall = redis.call
   archive_backlogs = {}
   inexact = nil
+  for _, reset in ipairs(call_resets) do reset() end
 end

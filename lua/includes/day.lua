@@ -1,7 +1,7 @@
 --[[
   The trading day. The policy hash field "meta|day" holds {r = roll time in
   ms after local midnight, s = {start ms, UTC offset ms, ...}}: the zone's
-  offsets from each start on (ledger/policy_controls.py, renewed at every
+  offsets from each start on (ledger/policy/controls.py, renewed at every
   policy load). Day counters (the realized P&L at node array [7] day, [8]
   P&L) belong to one day number and read as zero on any other: the day
   rolls over by itself, and open orders are untouched by it.

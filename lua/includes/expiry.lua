@@ -18,11 +18,13 @@
 ]]
 local EXPIRE_PER_CALL = 5
 local EXPIRY_ACTOR = 'system:expiry'
--- A policy loaded before "meta|life" existed: the documented defaults (ledger/lifecycle.py).
+-- A policy loaded before "meta|life" existed: the documented defaults (ledger/policy/lifecycle.py).
 local LIFE_DEFAULT = {rc = 259200000, g = 5000}
 local TIF_CODES = {DAY = true, GTC = true, GTD = true, IOC = true, FOK = true}
 
+-- Read once per call: per_call() clears it when the next call begins.
 local life_cache = nil
+per_call(function() life_cache = nil end)
 local function life_of(policy_key)
   if life_cache == nil then
     local raw = rcall('HGET', policy_key, 'meta|life')
