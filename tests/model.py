@@ -699,6 +699,11 @@ class Model:
         reject is one a policy load may cure (not remembered)."""
         price, qty = Decimal(str(o.price)), int(o.qty)
         path = path_of(o)
+        # A GTD already due by the ledger's clock is refused first, and not remembered.
+        if o.time_in_force == "GTD" and o.expire_time is not None:
+            expires = expire_ms(o.expire_time)
+            if expires <= self.now:
+                return reject(Reason.INVALID_ORDER, used=self.now, requested=expires), True
         kill = self.killed(path)
         if kill:
             return reject(Reason.KILL_SWITCH, kill), False
