@@ -464,6 +464,8 @@ class MOrder:
     tif: str = "DAY"
     #: Due time in ms of server time; None: not within a run (GTC, DAY).
     due: int | None = None
+    #: The order's own reduce-only flag (set at entry or by a replace; it stays).
+    ro: bool = False
 
     @property
     def leaves(self) -> int:
@@ -474,7 +476,7 @@ class MOrder:
         return BUY if self.side == "buy" else SELL
 
 
-Fingerprint = tuple[str, str, str, str, str, int, Decimal, str, int | None]
+Fingerprint = tuple[str, str, str, str, str, int, Decimal, str, int | None, bool]
 
 
 def fingerprint(o: Order) -> Fingerprint:
@@ -489,6 +491,7 @@ def fingerprint(o: Order) -> Fingerprint:
         Decimal(str(o.price)),
         o.time_in_force,
         expires,
+        o.reduce_only,
     )
 
 
@@ -734,6 +737,19 @@ class Model:
                     amount,
                     shadow=tuple(shadow),
                 ), False
+        # The order's own flag: it must shrink the position at every node of its path.
+        for scope in path if o.reduce_only else ():
+            if not reduces(pos[scope], o.side, qty):
+                return Expected(
+                    False,
+                    Reason.REDUCE_ONLY,
+                    scope,
+                    None,
+                    pos[scope][6],
+                    qty,
+                    amount,
+                    shadow=tuple(shadow),
+                ), False
         req = Req(
             qty,
             amount,
@@ -746,7 +762,7 @@ class Model:
         d = self.evaluate(path, amount, req, shadow)
         if d.accepted:
             m = MOrder(path, o.symbol, o.side, qty, price, amount)
-            m.tif, m.due = o.time_in_force, self.due_of(o)
+            m.tif, m.due, m.ro = o.time_in_force, self.due_of(o), o.reduce_only
             self._bump(m, amount, qty)
             for scope in path:
                 self.agg[scope].n += 1
@@ -849,7 +865,7 @@ class Model:
             self.basket_of[oid] = basket_id
         return BasketExpected(True, Reason.OK, 0, None, tuple(decided))
 
-    def replace(self, oid: str, qty: int, price: Decimal) -> Expected:
+    def replace(self, oid: str, qty: int, price: Decimal, reduce_only: bool = False) -> Expected:
         self.expire_due()
         o = self.orders.get(oid)
         if o is not None and o.status == "open" and o.due is not None and o.due <= self.now:
@@ -873,12 +889,17 @@ class Model:
         bad = self.price_check(o.symbol, price)
         if bad:
             return bad
+        for scope in o.path if reduce_only or o.ro else ():
+            p = self.position(scope, o.symbol)
+            if not reduces(p, o.side, qty - o.qty):
+                return reject(Reason.REDUCE_ONLY, scope, used=p[6], requested=qty)
         reserved = notional(qty - o.cum, price)
         req = Req(qty, notional(qty, price), reserved - o.res, o.side, 0, o.symbol, lambda _: grows)
         d = self.evaluate(o.path, reserved, req)
         if d.accepted:
             self._bump(o, reserved - o.res, qty - o.qty)
             o.qty, o.price, o.res = qty, price, reserved
+            o.ro = o.ro or reduce_only
             self.messages += 1
         return d
 

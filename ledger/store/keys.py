@@ -31,7 +31,8 @@ Per firm (slot of ``{F}``):
 ``P:{F}:order:ID``             hash    one order: path, side, qty, price, cum qty,
                                        reserved and filled notional, state, first decision,
                                        ``f|FILL_ID`` per fill seen (lua/includes/path.lua),
-                                       ``tif`` unless DAY; once closed it expires after the
+                                       ``tif`` unless DAY, ``ro`` = 1 for an order flagged
+                                       reduce-only; once closed it expires after the
                                        policy's ``retention.closed_orders``
 ``P:{F}:expiry``               zset    open orders with a due time (all but GTC): member the
                                        order's key, score the due time in ms of server time
