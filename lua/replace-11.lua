@@ -107,7 +107,9 @@ end
 local bad = price_checks(prices_key, o.sym, info.tier, info.px, pn, ps, now)
 if bad then return record(bad, o) end
 
-local reserved = notional(qty - o.cum, pn, ps, o.mu)
+local reserved = notional(qty - o.cum, pn, ps, o.mu, o.m)
+local order_notional = notional(qty, pn, ps, o.mu, o.m)
+if inexact then return record(inexact_reject(0), o) end
 local delta = reserved - o.res
 local aggs = read_nodes(agg_key, s)
 local pos = read_positions(pos_key, s, o.sym)
@@ -120,7 +122,7 @@ if at then
   d[4], d[5] = pos[at][7], qty
   return record(d, o)
 end
-local out = evaluate(path, {qty = qty, order_notional = notional(qty, pn, ps, o.mu),
+local out = evaluate(path, {qty = qty, order_notional = order_notional,
   delta = delta, side = o.side, opens = 0, now = now, day_meta = info.day,
   tier = info.tier, grows = function() return grows end}, ALL_KINDS)
 local d = decision(out, reserved)

@@ -129,7 +129,10 @@ local function decide(leg)
       return reject_array(R.STRATEGY_DISABLED, s[i])
     end
   end
-  local amount = notional(leg.qty, leg.pn, leg.ps, info.mu)
+  local mult = info.tier and info.tier.m
+  local amount = notional(leg.qty, leg.pn, leg.ps, info.mu, mult)
+  -- With a multiplier the notional may leave the exact range: refused, not remembered.
+  if inexact then return inexact_reject(0), nil, true end
   local bad = price_checks(prices_key, leg.sym, info.tier, info.px, leg.pn, leg.ps, now)
   if bad then
     bad[6] = amount
@@ -172,6 +175,7 @@ local function decide(leg)
     grows = function(nd) return not reduces(nd.pos, side, qty) end}, ALL_KINDS, out)
   local d = decision(out, amount)
   if out.reject then return d end
+  leg.m = mult
 
   local oi = open_ix(side)
   for i, nd in ipairs(path) do
@@ -207,7 +211,7 @@ local function commit(plans)
     end
     rcall('HSET', leg.order_key, 'fp', leg.fp, 'dec', cmsgpack.pack(plan.d), 'st', 'open',
       'o', cmsgpack.pack({leg.ids[1], leg.ids[2], leg.ids[3], leg.ids[4], leg.ids[5], leg.sym,
-        leg.side, plan.mu, leg.venue}),
+        leg.side, plan.mu, leg.venue, leg.m}),
       'qty', leg.qty, 'pn', leg.pn, 'ps', leg.ps, 'cum', 0, 'res', plan.amount, 'fn', 0)
     if basket ~= '' then rcall('HSET', leg.order_key, 'bk', basket) end
     if leg.ro then rcall('HSET', leg.order_key, 'ro', 1) end

@@ -49,6 +49,14 @@ EXPECTED: dict[str, list[str]] = {
         "1d, got '0s'"
     ],
     "audit_require_archive_not_bool": ["audit.require_archive: must be true or false, got 'yes'"],
+    "tier_multiplier_float": [
+        "tiers.fut.multiplier: must be a decimal number given as a string or integer, not 0.5"
+    ],
+    "tier_multiplier_too_fine": ["tiers.fut.multiplier: has more than 8 decimal places"],
+    "tier_multiplier_zero": ["tiers.fut.multiplier: must be greater than zero"],
+    "tier_multipliers_unknown_symbol": [
+        "tiers.fut.multipliers: symbol 'NQ' is not in this tier's symbols"
+    ],
     "unknown_limit_key": [
         "firms[0].desks[0].limits.max_gros_notional: unknown key (allowed: max_order_qty, "
         "max_open_orders, duplicate_window_ms, max_order_notional, max_gross_notional, "

@@ -119,7 +119,9 @@ def firm_fields(policy: Policy, firm: str, rev: int, now_ms: int) -> dict[str, A
             record["n"] = tier.max_order_notional
         packed = _pack(record)
         for symbol in tier.symbols:
-            fields[f"s|{symbol}"] = packed
+            # The contract multiplier, when not 1 (lua/includes/money.lua).
+            m = tier.multiplier_of(symbol)
+            fields[f"s|{symbol}"] = packed if m is None else _pack({**record, "m": list(m)})
     for node in policy.nodes.values():
         if node.firm != firm:
             continue
