@@ -21,7 +21,7 @@ Per firm (slot of ``{F}``):
 ``P:{F}:agg``                  hash    state of every node of the firm: ``S`` -> msgpack
                                        ``[ob, os, fb, fs, n, rings]``: open buy/sell and
                                        filled buy/sell notional (minor units), open
-                                       orders, message-window rings by ``TYPE|WINDOW_MS``
+                                       orders, message-window rings by ring id (``ring_id``)
                                        (lua/includes/exposure.lua, windows.lua)
 ``P:{F}:open``                 zset    open-order index, all scores 0, members
                                        ``S|ORDER_ID`` for the order's desk, account,
