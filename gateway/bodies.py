@@ -88,6 +88,16 @@ ExpireTime = Annotated[
     ),
 ]
 
+#: FIX ExecInst E.
+ReduceOnly = Annotated[
+    Flag | None,
+    Field(
+        description="true: refused with REDUCE_ONLY unless the order shrinks the position at "
+        "every node of its path (firm, desk, account, strategy, trader). On a replace, true "
+        "flags the order from then on; left out, the order keeps its own flag.",
+    ),
+]
+
 
 class _Terms(Body):
     """What a new order, a basket leg and a replace all carry (a field added here, all take)."""
@@ -96,6 +106,7 @@ class _Terms(Body):
     price: Number
     time_in_force: TimeInForce = None
     expire_time: ExpireTime = None
+    reduce_only: ReduceOnly = None
 
 
 class NewOrder(_Terms):

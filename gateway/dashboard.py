@@ -61,7 +61,7 @@ _NAMES = {
     "max_daily_loss": "Daily loss",
 }
 _MESSAGE_TYPES = {"all": "all", "new": "new", "replace": "replaces", "cancel": "cancels"}
-_WINDOW_NAMES = {"per_second": "1 s", "per_10s": "10 s"}
+_WINDOW_NAMES = {"per_second": "1 s", "per_10s": "10 s", "per_minute": "1 min", "per_hour": "1 h"}
 
 
 def heat_colour(percent: float) -> str:

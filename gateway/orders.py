@@ -150,6 +150,7 @@ def replace(body: Replace, order_id: str) -> Response:
             actor=g.principal.name,
             time_in_force=body.time_in_force,
             expire_time=body.expire_time,
+            reduce_only=bool(body.reduce_only),
             **_whose(body.account),
         )
     )

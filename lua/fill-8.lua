@@ -51,7 +51,7 @@ if rcall('HEXISTS', order_key, 'f|' .. fill_id) == 1 then
   return {R.OK, math.max(o.qty - o.cum, 0), o.cum, o.res, 0, 1, 0, 0}
 end
 
-local amount = notional(fq, pn, ps, o.mu)
+local amount = notional(fq, pn, ps, o.mu, o.m)
 local cum = exact_add(o.cum, fq, 'filled qty', 'order ' .. order_id)
 local fn = exact_add(o.fn, amount, 'filled notional', 'order ' .. order_id)
 local leaves = math.max(o.qty - cum, 0)
@@ -60,7 +60,7 @@ local open = o.st == 'open'
 local closes = open and leaves == 0
 local open_qty_change = 0
 if open then
-  reserved = notional(leaves, o.pn, o.ps, o.mu)
+  reserved = notional(leaves, o.pn, o.ps, o.mu, o.m)
   open_qty_change = leaves - math.max(o.qty - o.cum, 0)
 end
 local oi = open_ix(o.side)

@@ -50,10 +50,13 @@ local before = ''
 if o then
   before = o.st
 else
-  local mu = tonumber(rcall('HGET', policy_key, 'meta|mu'))
+  local meta = rcall('HMGET', policy_key, 'meta|mu', 's|' .. ARGV[11])
+  local mu = tonumber(meta[1])
   if not mu then return {R.NO_POLICY, 0, 0, '', '', 0} end
+  local tier = meta[2] and cmsgpack.unpack(meta[2])
   created = 1
-  o = {st = 'none', sym = ARGV[11], side = ARGV[12], mu = mu, venue = ARGV[17], qty = qty,
+  o = {st = 'none', sym = ARGV[11], side = ARGV[12], mu = mu, m = tier and tier.m,
+    venue = ARGV[17], qty = qty,
     pn = pn, ps = ps, cum = 0, res = 0, fn = 0,
     scopes = {'firm:' .. ARGV[6], 'desk:' .. ARGV[7], 'account:' .. ARGV[8],
       'strategy:' .. ARGV[9], 'trader:' .. ARGV[10]}}
@@ -74,7 +77,7 @@ for b = FILLS_AT, #ARGV - 1, 4 do
   if rcall('HEXISTS', order_key, 'f|' .. fill_id) == 0 and not seen[fill_id] then
     local fq = tonumber(ARGV[b + 2])
     cum = exact_add(cum, fq, 'filled qty', 'order ' .. order_id)
-    fn = exact_add(fn, notional(fq, tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4]), o.mu),
+    fn = exact_add(fn, notional(fq, tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4]), o.mu, o.m),
       'filled notional', 'order ' .. order_id)
     seen[fill_id] = true
     new_fills[#new_fills + 1] = fill_id
@@ -90,7 +93,7 @@ elseif cum >= qty then
 else
   st = 'released'
 end
-local res = st == 'open' and notional(qty - cum, pn, ps, o.mu) or 0
+local res = st == 'open' and notional(qty - cum, pn, ps, o.mu, o.m) or 0
 local now = contribution(st, res, fn, qty, cum, o.side)
 
 local oi, fi = open_ix(o.side), filled_ix(o.side)
@@ -127,8 +130,8 @@ if created == 1 then
   local p = ARGV
   -- Stored as the order's first decision: a client retrying the order replays it.
   rcall('HSET', order_key, 'fp', p[16], 'dec',
-    cmsgpack.pack({R.OK, false, false, false, false, notional(qty, pn, ps, o.mu), 0, 0}),
-    'o', cmsgpack.pack({p[6], p[7], p[8], p[9], p[10], p[11], p[12], o.mu, p[17]}))
+    cmsgpack.pack({R.OK, false, false, false, false, notional(qty, pn, ps, o.mu, o.m), 0, 0}),
+    'o', cmsgpack.pack({p[6], p[7], p[8], p[9], p[10], p[11], p[12], o.mu, p[17], o.m}))
   -- A remembered reject expires; a reconciled order must not.
   rcall('PERSIST', order_key)
 end

@@ -17,7 +17,10 @@
     ARGV[3] new price numerator, ARGV[4] new price scale
     ARGV[5] actor, ARGV[6] audit stream max length,
     ARGV[7] new time in force ("" keeps the order's; DAY, GTC or GTD),
-    ARGV[8] GTD's expire time in ms ("" otherwise)
+    ARGV[8] GTD's expire time in ms ("" otherwise),
+    ARGV[9] "1" flags the order reduce-only ("" keeps the order's flag; a flag stays set)
+  A reduce-only order (flagged now or before) must not grow the position at
+  any node of its path as replaced (REDUCE_ONLY).
   Time in force (includes/expiry.lua): the call first retires up to
   EXPIRE_PER_CALL due orders of the firm, and this order if it is due
   (ORDER_CLOSED then). A new time in force sets a new due time: DAY the next
@@ -48,12 +51,13 @@ local order_key, agg_key, audit_key = KEYS[4], KEYS[5], KEYS[6]
 local controls_key, prices_key, pos_key = KEYS[7], KEYS[8], KEYS[9]
 local order_id, qty, pn, ps = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local actor, maxlen = ARGV[5], ARGV[6]
-local new_tif, new_exp = ARGV[7], ARGV[8]
+local new_tif, new_exp, set_ro = ARGV[7], ARGV[8], ARGV[9] == '1'
 
 local function record(d, o)
   local r = {op = 'replace', order_id = order_id, by = actor, code = d[1],
     scope = d[2], limit = d[3], used = d[4], req = d[5], notional = d[6], qty = qty,
-    pn = pn, ps = ps, old_qty = o and o.qty, old_pn = o and o.pn, old_ps = o and o.ps}
+    pn = pn, ps = ps, old_qty = o and o.qty, old_pn = o and o.pn, old_ps = o and o.ps,
+    reduce_only = (set_ro or (o and o.ro)) or nil}
   audit(audit_key, maxlen, o and about(r, o.scopes, o.sym, o.ids) or r)
   return d
 end
@@ -103,13 +107,22 @@ end
 local bad = price_checks(prices_key, o.sym, info.tier, info.px, pn, ps, now)
 if bad then return record(bad, o) end
 
-local reserved = notional(qty - o.cum, pn, ps, o.mu)
+local reserved = notional(qty - o.cum, pn, ps, o.mu, o.m)
+local order_notional = notional(qty, pn, ps, o.mu, o.m)
+if inexact then return record(inexact_reject(0), o) end
 local delta = reserved - o.res
 local aggs = read_nodes(agg_key, s)
 local pos = read_positions(pos_key, s, o.sym)
 local path = build_path(s, info, aggs, ctl, 'replace', now)
 for i = 1, 5 do path[i].pos = pos[i] end
-local out = evaluate(path, {qty = qty, order_notional = notional(qty, pn, ps, o.mu),
+-- The order's own reduce-only flag: as replaced, it must shrink the position at every node.
+local at = (set_ro or o.ro) and grows_at(pos, o.side, qty - o.qty)
+if at then
+  local d = reject_array(R.REDUCE_ONLY, s[at])
+  d[4], d[5] = pos[at][7], qty
+  return record(d, o)
+end
+local out = evaluate(path, {qty = qty, order_notional = order_notional,
   delta = delta, side = o.side, opens = 0, now = now, day_meta = info.day,
   tier = info.tier, grows = function() return grows end}, ALL_KINDS)
 local d = decision(out, reserved)
@@ -127,6 +140,7 @@ count_messages(path, now)
 write_nodes(agg_key, s, path_aggs(path))
 write_positions(pos_key, s, o.sym, pos)
 rcall('HSET', order_key, 'qty', qty, 'pn', pn, 'ps', ps, 'res', reserved)
+if set_ro then rcall('HSET', order_key, 'ro', 1) end
 -- Time in force hook: a new one replaces the due time.
 if new_tif ~= '' then
   if new_tif == 'DAY' then rcall('HDEL', order_key, 'tif') else rcall('HSET', order_key, 'tif', new_tif) end

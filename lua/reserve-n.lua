@@ -17,11 +17,12 @@
     (all of one firm), then per leg: the order hash and the duplicate-guard key
     ARGV[1] actor, ARGV[2] audit stream max length, ARGV[3] how long a
     rejected single order id is remembered (ms), ARGV[4] basket id ("" for a
-    single order), then per leg 15 fields: order id, firm, desk (caller's
+    single order), then per leg 16 fields: order id, firm, desk (caller's
     routing, verified here), account, strategy, trader, symbol, side, qty
     (whole units), price numerator, price scale (price = num / 10^scale),
     fingerprint of the order fields (idempotency), venue ("" for none),
-    time in force (DAY, GTC, GTD, IOC, FOK), GTD's expire time in ms ("" otherwise)
+    time in force (DAY, GTC, GTD, IOC, FOK), GTD's expire time in ms ("" otherwise),
+    reduce-only flag of the order ("1", or "" for none)
   Before deciding, the call retires up to EXPIRE_PER_CALL due orders of the
   firm (includes/expiry.lua).
   Output: for a single order, the decision array
@@ -62,7 +63,7 @@ local policy_key, kills_key, global_key, agg_key = KEYS[1], KEYS[2], KEYS[3], KE
 local open_key, audit_key, controls_key, prices_key, pos_key = KEYS[5], KEYS[6], KEYS[7],
   KEYS[8], KEYS[9]
 local actor, maxlen, reject_ttl, basket = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local STRIDE = 15
+local STRIDE = 16
 local nlegs = (#ARGV - 4) / STRIDE
 local now = now_ms()
 -- Time in force (includes/expiry.lua): the firm's expiry index and what retiring touches.
@@ -98,7 +99,7 @@ local function leg_of(i)
     ids = {a[b + 2], a[b + 3], a[b + 4], a[b + 5], a[b + 6]}, sym = a[b + 7], side = a[b + 8],
     qty = tonumber(a[b + 9]), pn = tonumber(a[b + 10]), ps = tonumber(a[b + 11]),
     fp = a[b + 12], venue = a[b + 13], order_key = KEYS[9 + 2 * i], dup_key = KEYS[10 + 2 * i],
-    tif = a[b + 14], exp = a[b + 15]}
+    tif = a[b + 14], exp = a[b + 15], ro = a[b + 16] == '1'}
 end
 
 -- The duplicate window of a path: the longest any node sets, and that node.
@@ -128,7 +129,10 @@ local function decide(leg)
       return reject_array(R.STRATEGY_DISABLED, s[i])
     end
   end
-  local amount = notional(leg.qty, leg.pn, leg.ps, info.mu)
+  local mult = info.tier and info.tier.m
+  local amount = notional(leg.qty, leg.pn, leg.ps, info.mu, mult)
+  -- With a multiplier the notional may leave the exact range: refused, not remembered.
+  if inexact then return inexact_reject(0), nil, true end
   local bad = price_checks(prices_key, leg.sym, info.tier, info.px, leg.pn, leg.ps, now)
   if bad then
     bad[6] = amount
@@ -159,12 +163,19 @@ local function decide(leg)
       return decision(out, amount)
     end
   end
+  -- The order's own reduce-only flag: it must shrink the position at every node of its path.
+  local at = leg.ro and grows_at(pos, leg.side, leg.qty)
+  if at then
+    out.reject = {R.REDUCE_ONLY, s[at], false, pos[at][7], leg.qty}
+    return decision(out, amount)
+  end
   local side, qty = leg.side, leg.qty
   out = evaluate(path, {qty = qty, order_notional = amount, delta = amount, side = side,
     opens = 1, now = now, day_meta = info.day, tier = info.tier,
     grows = function(nd) return not reduces(nd.pos, side, qty) end}, ALL_KINDS, out)
   local d = decision(out, amount)
   if out.reject then return d end
+  leg.m = mult
 
   local oi = open_ix(side)
   for i, nd in ipairs(path) do
@@ -186,7 +197,8 @@ local function audit_leg(leg, d)
   audit(audit_key, maxlen, about({op = 'reserve', order_id = leg.id, by = actor, code = d[1],
     scope = d[2], limit = d[3], used = d[4], req = d[5], notional = d[6], shadow = d[8],
     side = leg.side, qty = leg.qty, pn = leg.pn, ps = leg.ps, venue = leg.venue,
-    basket = basket ~= '' and basket or nil}, leg.scopes, leg.sym, leg.ids))
+    reduce_only = leg.ro or nil, basket = basket ~= '' and basket or nil}, leg.scopes, leg.sym,
+    leg.ids))
 end
 
 local function commit(plans)
@@ -200,9 +212,10 @@ local function commit(plans)
     end
     rcall('HSET', leg.order_key, 'fp', leg.fp, 'dec', cmsgpack.pack(plan.d), 'st', 'open',
       'o', cmsgpack.pack({leg.ids[1], leg.ids[2], leg.ids[3], leg.ids[4], leg.ids[5], leg.sym,
-        leg.side, plan.mu, leg.venue}),
+        leg.side, plan.mu, leg.venue, leg.m}),
       'qty', leg.qty, 'pn', leg.pn, 'ps', leg.ps, 'cum', 0, 'res', plan.amount, 'fn', 0)
     if basket ~= '' then rcall('HSET', leg.order_key, 'bk', basket) end
+    if leg.ro then rcall('HSET', leg.order_key, 'ro', 1) end
     -- Time in force hook: DAY is the default and is not stored.
     if leg.tif ~= 'DAY' then rcall('HSET', leg.order_key, 'tif', leg.tif) end
     if plan.due then rcall('ZADD', life.exp, plan.due, leg.order_key) end

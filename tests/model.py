@@ -17,6 +17,10 @@ the ledger. It follows the check order of lua/reserve-n.lua:
   decides (the first node on a tie), and it may be a shadow limit;
 * REDUCE_ONLY at the strategy, then the account: the order must shrink the
   node's signed filled qty in the symbol, its open orders on that side counted;
+  then, for an order flagged reduce_only (or a replace of one), the same at
+  every node of its path, firm first;
+* notional is qty x price x the symbol's contract multiplier, rounded up to
+  the minor unit (the tier ``thin`` has multiplier 0.3);
 * the limits, each over firm, desk, account, strategy, trader: MAX_ORDER_QTY
   and MAX_ORDER_NOTIONAL (the symbol's tier first, never shadow),
   OPEN_ORDERS_LIMIT, GROSS_LIMIT, NET_LIMIT, CONCENTRATION_LIMIT (the net in
@@ -85,7 +89,13 @@ DOC: dict[str, Any] = {
             "symbols": ["XYZ", "ABC"],
         },
         # NOPX never gets a reference price: every order in it is stale.
-        "thin": {"price_collar_bps": 1000, "max_order_qty": 25, "symbols": ["QQQ", "NOPX"]},
+        # A contract multiplier below 1: QQQ's notional is qty x price x 0.3, rounded up.
+        "thin": {
+            "price_collar_bps": 1000,
+            "max_order_qty": 25,
+            "multiplier": "0.3",
+            "symbols": ["QQQ", "NOPX"],
+        },
     },
     "firms": [
         {
@@ -234,8 +244,13 @@ def minor(amount: str) -> int:
     return int(value)
 
 
-def notional(qty: int, price: Decimal) -> int:
-    return int(math.ceil(Fraction(qty) * Fraction(price) * 10**MINOR_UNITS))
+#: Contract multipliers of the policy's symbols (1 if not listed).
+MULTIPLIERS: dict[str, Fraction] = {"QQQ": Fraction(3, 10), "NOPX": Fraction(3, 10)}
+
+
+def notional(qty: int, price: Decimal, symbol: str) -> int:
+    m = MULTIPLIERS.get(symbol, Fraction(1))
+    return int(math.ceil(Fraction(qty) * Fraction(price) * m * 10**MINOR_UNITS))
 
 
 def net_of(ob: int, os_: int, fb: int, fs: int) -> int:
@@ -464,6 +479,8 @@ class MOrder:
     tif: str = "DAY"
     #: Due time in ms of server time; None: not within a run (GTC, DAY).
     due: int | None = None
+    #: The order's own reduce-only flag (set at entry or by a replace; it stays).
+    ro: bool = False
 
     @property
     def leaves(self) -> int:
@@ -474,7 +491,7 @@ class MOrder:
         return BUY if self.side == "buy" else SELL
 
 
-Fingerprint = tuple[str, str, str, str, str, int, Decimal, str, int | None]
+Fingerprint = tuple[str, str, str, str, str, int, Decimal, str, int | None, bool]
 
 
 def fingerprint(o: Order) -> Fingerprint:
@@ -489,6 +506,7 @@ def fingerprint(o: Order) -> Fingerprint:
         Decimal(str(o.price)),
         o.time_in_force,
         expires,
+        o.reduce_only,
     )
 
 
@@ -713,7 +731,7 @@ class Model:
         for scope in (path[3], path[2]):
             if self.state(scope) == "disabled":
                 return reject(Reason.STRATEGY_DISABLED, scope), False
-        amount = notional(qty, price)
+        amount = notional(qty, price, o.symbol)
         bad = self.price_check(o.symbol, price)
         if bad:
             return replace(bad, notional=amount), False
@@ -739,6 +757,19 @@ class Model:
                     amount,
                     shadow=tuple(shadow),
                 ), False
+        # The order's own flag: it must shrink the position at every node of its path.
+        for scope in path if o.reduce_only else ():
+            if not reduces(pos[scope], o.side, qty):
+                return Expected(
+                    False,
+                    Reason.REDUCE_ONLY,
+                    scope,
+                    None,
+                    pos[scope][6],
+                    qty,
+                    amount,
+                    shadow=tuple(shadow),
+                ), False
         req = Req(
             qty,
             amount,
@@ -751,7 +782,7 @@ class Model:
         d = self.evaluate(path, amount, req, shadow)
         if d.accepted:
             m = MOrder(path, o.symbol, o.side, qty, price, amount)
-            m.tif, m.due = o.time_in_force, self.due_of(o)
+            m.tif, m.due, m.ro = o.time_in_force, self.due_of(o), o.reduce_only
             self._bump(m, amount, qty)
             for scope in path:
                 self.agg[scope].n += 1
@@ -854,7 +885,7 @@ class Model:
             self.basket_of[oid] = basket_id
         return BasketExpected(True, Reason.OK, 0, None, tuple(decided))
 
-    def replace(self, oid: str, qty: int, price: Decimal) -> Expected:
+    def replace(self, oid: str, qty: int, price: Decimal, reduce_only: bool = False) -> Expected:
         self.expire_due()
         o = self.orders.get(oid)
         if o is not None and o.status == "open" and o.due is not None and o.due <= self.now:
@@ -878,12 +909,25 @@ class Model:
         bad = self.price_check(o.symbol, price)
         if bad:
             return bad
-        reserved = notional(qty - o.cum, price)
-        req = Req(qty, notional(qty, price), reserved - o.res, o.side, 0, o.symbol, lambda _: grows)
+        for scope in o.path if reduce_only or o.ro else ():
+            p = self.position(scope, o.symbol)
+            if not reduces(p, o.side, qty - o.qty):
+                return reject(Reason.REDUCE_ONLY, scope, used=p[6], requested=qty)
+        reserved = notional(qty - o.cum, price, o.symbol)
+        req = Req(
+            qty,
+            notional(qty, price, o.symbol),
+            reserved - o.res,
+            o.side,
+            0,
+            o.symbol,
+            lambda _: grows,
+        )
         d = self.evaluate(o.path, reserved, req)
         if d.accepted:
             self._bump(o, reserved - o.res, qty - o.qty)
             o.qty, o.price, o.res = qty, price, reserved
+            o.ro = o.ro or reduce_only
             self.messages += 1
         return d
 
@@ -918,11 +962,11 @@ class Model:
         if fill_id in o.fills:
             return (Reason.OK, o.leaves, o.cum, o.res, 0, True, False, False)
         o.fills.add(fill_id)
-        amount = notional(qty, price)
+        amount = notional(qty, price, o.symbol)
         open_ = o.status == "open"
         leaves_before = o.leaves
         o.cum += qty
-        reserved = notional(o.leaves, o.price) if open_ else o.res
+        reserved = notional(o.leaves, o.price, o.symbol) if open_ else o.res
         self._bump(o, reserved - o.res, o.leaves - leaves_before if open_ else 0)
         for scope in o.path:
             a, p = self.agg[scope], self.position(scope, o.symbol)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal, localcontext
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -408,7 +409,11 @@ def near_bound(draw: st.DrawFn) -> tuple[int, int, int, int]:
 
 @pytest.fixture
 def lua_notional(redis_client: redis.Redis) -> Any:
-    text = (lua_dir() / "includes" / "money.lua").read_text(encoding="utf-8")
+    # money.lua guards the exact range with common.lua's EXACT_MAX and inexact.
+    text = "\n".join(
+        (lua_dir() / "includes" / name).read_text(encoding="utf-8")
+        for name in ("common.lua", "money.lua")
+    )
     script = redis_client.register_script(
         text + "\nlocal n = notional(tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),"
         " tonumber(ARGV[4]))\nreturn {n, math.floor(n) == n and 1 or 0}\n"
@@ -454,3 +459,37 @@ def test_lua_notional_small_cases(lua_notional: Any) -> None:
     ]:
         p = parse_price(price)
         assert lua_notional(qty, p.numerator, p.scale, mu) == (notional_minor(qty, p, mu), 1)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    qty=st.integers(1, 10**6),
+    pn=st.integers(1, 10**7),
+    ps=st.integers(0, 8),
+    mn=st.integers(1, 10**4),
+    ms=st.integers(0, 8),
+    mu=st.integers(0, 8),
+)
+@example(qty=1, pn=1, ps=2, mn=5, ms=1, mu=2)  # 0.005 -> 0.01
+@example(qty=2, pn=1, ps=2, mn=5, ms=1, mu=2)  # 0.01 exactly
+def test_lua_notional_with_a_multiplier_is_the_exact_ceiling(
+    redis_client: redis.Redis, qty: int, pn: int, ps: int, mn: int, ms: int, mu: int
+) -> None:
+    text = "\n".join(
+        (lua_dir() / "includes" / name).read_text(encoding="utf-8")
+        for name in ("common.lua", "money.lua")
+    )
+    script = redis_client.register_script(
+        text + "\nlocal a = {}\nfor i = 1, 6 do a[i] = tonumber(ARGV[i]) end\n"
+        "local n = notional(a[1], a[2], a[3], a[4], {a[5], a[6]})\n"
+        "return {n, inexact and 1 or 0}\n"
+    )
+    exact = Fraction(qty * pn * mn * 10**mu, 10 ** (ps + ms))
+    expected = -(-exact.numerator // exact.denominator)
+    value, flagged = script(keys=[], args=[qty, pn, ps, mu, mn, ms])
+    if qty * pn * mn > MAX_EXACT or expected > MAX_EXACT:
+        assert flagged == 1
+    else:
+        assert (int(value), flagged) == (expected, 0)

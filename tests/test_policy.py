@@ -49,6 +49,14 @@ EXPECTED: dict[str, list[str]] = {
         "1d, got '0s'"
     ],
     "audit_require_archive_not_bool": ["audit.require_archive: must be true or false, got 'yes'"],
+    "tier_multiplier_float": [
+        "tiers.fut.multiplier: must be a decimal number given as a string or integer, not 0.5"
+    ],
+    "tier_multiplier_too_fine": ["tiers.fut.multiplier: has more than 8 decimal places"],
+    "tier_multiplier_zero": ["tiers.fut.multiplier: must be greater than zero"],
+    "tier_multipliers_unknown_symbol": [
+        "tiers.fut.multipliers: symbol 'NQ' is not in this tier's symbols"
+    ],
     "unknown_limit_key": [
         "firms[0].desks[0].limits.max_gros_notional: unknown key (allowed: max_order_qty, "
         "max_open_orders, duplicate_window_ms, max_order_notional, max_gross_notional, "
@@ -103,18 +111,32 @@ EXPECTED: dict[str, list[str]] = {
         "must be a whole number, got a string '100'",
     ],
     "messages_unknown_window": [
-        "strategies[0].limits.messages.per_minute: unknown key "
-        "(allowed: per_second, per_10s, new, replace, cancel)"
+        "strategies[0].limits.messages.per_min: unknown key (allowed: per_second, per_10s, "
+        "per_minute, per_hour, a duration such as 5s, new, replace, cancel)"
     ],
     "messages_type_without_window": [
-        "strategies[0].limits.messages.new: must set per_second or per_10s",
-        "strategies[0].limits.messages.cancel.per_hour: unknown key (allowed: per_second, per_10s)",
-        "strategies[0].limits.messages.cancel: must set per_second or per_10s",
+        "strategies[0].limits.messages.new: must set a window (per_second, per_10s, per_minute, "
+        "per_hour, a duration such as 5s)",
+        "strategies[0].limits.messages.cancel.per_hr: unknown key (allowed: per_second, per_10s, "
+        "per_minute, per_hour, a duration such as 5s)",
+        "strategies[0].limits.messages.cancel: must set a window (per_second, per_10s, "
+        "per_minute, per_hour, a duration such as 5s)",
+    ],
+    "messages_window_not_tens": [
+        "strategies[0].limits.messages.15ms: a window must be a whole number of 10 ms (its ten "
+        "buckets are whole ms) and at most 1d"
+    ],
+    "messages_window_too_long": [
+        "strategies[0].limits.messages.new.2d: a window must be a whole number of 10 ms (its ten "
+        "buckets are whole ms) and at most 1d"
+    ],
+    "messages_window_twice": [
+        "strategies[0].limits.messages.60s: is the same window as per_minute"
     ],
     "messages_type_empty": ["strategies[0].limits.messages.cancel: must be a mapping, got nothing"],
     "messages_empty": [
-        "firms[0].limits.messages: must set per_second, per_10s or a message type "
-        "(new, replace, cancel)"
+        "firms[0].limits.messages: must set a window (per_second, per_10s, per_minute, per_hour, "
+        "a duration such as 5s) or a message type (new, replace, cancel)"
     ],
     "messages_zero": [
         "firms[0].limits.messages.per_second: must be between 1 and 9007199254740991, got 0",

@@ -149,11 +149,26 @@ class LedgerMachine(RuleBasedStateMachine):
         assert got == want, f"reserve {order}"
 
     def _order(
-        self, combo: tuple[str, str, str], side: str, qty: int, sym_price: tuple[str, str]
+        self,
+        combo: tuple[str, str, str],
+        side: str,
+        qty: int,
+        sym_price: tuple[str, str],
+        reduce_only: bool = False,
     ) -> Order:
         account, strategy, trader = combo
         symbol, price = sym_price
-        return Order(self._new_id(), trader, strategy, account, symbol, side, str(qty), price)
+        return Order(
+            self._new_id(),
+            trader,
+            strategy,
+            account,
+            symbol,
+            side,
+            str(qty),
+            price,
+            reduce_only=reduce_only,
+        )
 
     # rules
 
@@ -342,14 +357,26 @@ class LedgerMachine(RuleBasedStateMachine):
         got = BasketExpected.of(self.lg.reserve_basket(orders, basket_id=basket_id))
         assert got == want, f"basket {basket_id} {orders}"
 
-    @rule(data=st.data(), qty=QTY)
-    def replace_order(self, data: st.DataObject, qty: int) -> None:
+    # Orders flagged reduce-only: most are refused unless a position is there to shrink.
+    @rule(
+        combo=st.sampled_from(ACTIVE),
+        side=st.sampled_from(SIDES),
+        qty=QTY,
+        sym_price=priced(TRADED),
+    )
+    def reserve_reduce_only(
+        self, combo: tuple[str, str, str], side: str, qty: int, sym_price: tuple[str, str]
+    ) -> None:
+        self._reserve(self._order(combo, side, qty, sym_price, reduce_only=True))
+
+    @rule(data=st.data(), qty=QTY, reduce_only=st.sampled_from((False, False, False, True)))
+    def replace_order(self, data: st.DataObject, qty: int, reduce_only: bool) -> None:
         oid = self._pick(data)
         o = self.model.orders.get(oid)
         price = data.draw(st.sampled_from(PRICES[o.symbol if o else "XYZ"]), label="price")
-        want = self.model.replace(oid, qty, Decimal(price))
-        got = Expected.of(self.lg.replace(oid, str(qty), price))
-        assert got == want, f"replace {oid} qty={qty} price={price}"
+        want = self.model.replace(oid, qty, Decimal(price), reduce_only)
+        got = Expected.of(self.lg.replace(oid, str(qty), price, reduce_only=reduce_only))
+        assert got == want, f"replace {oid} qty={qty} price={price} reduce_only={reduce_only}"
 
     @rule(data=st.data())
     def cancel_request(self, data: st.DataObject) -> None:

@@ -86,6 +86,7 @@ def _leg_args(valid: ValidOrder, firm: str, desk: str) -> list[Any]:
         o.venue or "",
         valid.time_in_force,
         "" if valid.expire_ms is None else valid.expire_ms,
+        "1" if o.reduce_only else "",
     ]
 
 
@@ -600,6 +601,7 @@ class Ledger:
         account: str | None = None,
         time_in_force: str | None = None,
         expire_time: datetime | str | None = None,
+        reduce_only: bool = False,
     ) -> Decision:
         """Modify an open order to a new total qty and price; re-checked, all-or-nothing.
 
@@ -607,10 +609,14 @@ class Ledger:
         firm); with neither, an id held by several firms is refused (INVALID_ORDER).
         ``time_in_force`` None keeps the order's time in force and due time; DAY,
         GTC or GTD (with ``expire_time``) sets a new one, as a FIX replace does.
+        ``reduce_only=True`` flags the order reduce-only from now on (a flag once set
+        stays); a flagged order as replaced must shrink the position at every node.
         """
         who = self._actor(actor)
         try:
             check_id(order_id, "order_id")
+            if not isinstance(reduce_only, bool):
+                raise InvalidInput("reduce_only", "must be true or false")
             tif_args: list[Any] = ["", ""]
             if time_in_force is not None or expire_time is not None:
                 tif = check_tif(time_in_force, expire_time, replace=True)
@@ -649,6 +655,7 @@ class Ledger:
                     who,
                     self.audit_maxlen,
                     *tif_args,
+                    "1" if reduce_only else "",
                 ],
             ),
         )

@@ -37,6 +37,8 @@ class Order:
     time_in_force: str = DEFAULT_TIF
     #: FIX tag 126, GTD only: an aware datetime or an ISO 8601 UTC string.
     expire_time: datetime | str | None = None
+    #: FIX ExecInst E: refused (REDUCE_ONLY) unless it shrinks the position at every node.
+    reduce_only: bool = False
 
     def validate(self) -> ValidOrder:
         """Exact values, or :class:`InvalidInput` naming the first bad field."""
@@ -53,6 +55,8 @@ class Order:
             raise InvalidInput("venue", "must be a venue id of letters, digits, '.', '_' or '-'")
         if self.side not in SIDES:
             raise InvalidInput("side", f"must be 'buy' or 'sell', got {self.side!r}")
+        if not isinstance(self.reduce_only, bool):
+            raise InvalidInput("reduce_only", "must be true or false")
         qty, price = parse_qty(self.qty), parse_price(self.price)
         tif = check_tif(self.time_in_force, self.expire_time)
         expires = expire_ms(self.expire_time) if tif == "GTD" else None
@@ -78,6 +82,8 @@ class ValidOrder:
             fields += f"|tif={self.time_in_force}"
         if self.expire_ms is not None:
             fields += f"@{self.expire_ms}"
+        if o.reduce_only:
+            fields += "|reduce_only"
         return fields
 
     @property

@@ -16,7 +16,7 @@ from ledger.facade.results import UtilizationRow
 from ledger.facade.stress import format_factor
 from ledger.policy.model import Node, Policy
 from ledger.store.keys import Keys
-from ledger.store.policy_store import RING_IDS, WINDOW_MS
+from ledger.store.policy_store import ring_id
 
 __all__ = [
     "utilization",
@@ -31,7 +31,6 @@ __all__ = [
 
 #: The message-window ring geometry of lua/includes/windows.lua.
 _SLOTS = 11
-_WINDOWS = tuple(WINDOW_MS.items())
 
 
 @dataclass
@@ -118,20 +117,18 @@ def utilization(
                 in_force = controls.limit(policy, node, "max_daily_loss", cap)
                 rows.append(_row(node, "max_daily_loss", loss, shadow, in_force))
             for mtype, caps in node.limits.messages.items():
-                for name, window_ms in _WINDOWS:
-                    cap = getattr(caps, name)
-                    if cap:
-                        ring = rings.get(RING_IDS[(mtype, name)])
-                        count = ring_count(ring, window_ms, now_ms)
-                        rows.append(
-                            UtilizationRow(
-                                node.scope,
-                                f"messages.{mtype}.{name}",
-                                count,
-                                cap,
-                                "messages" in node.limits.shadow,
-                            )
+                for name, window_ms, cap in caps.windows():
+                    ring = rings.get(ring_id(mtype, window_ms))
+                    count = ring_count(ring, window_ms, now_ms)
+                    rows.append(
+                        UtilizationRow(
+                            node.scope,
+                            f"messages.{mtype}.{name}",
+                            count,
+                            cap,
+                            "messages" in node.limits.shadow,
                         )
+                    )
     return rows
 
 

@@ -32,7 +32,7 @@ from ledger.facade.effective import Controls, controls_of
 from ledger.facade.views import day_pnl, ring_count, unpack_node
 from ledger.policy.model import Node, Policy
 from ledger.store.keys import Keys
-from ledger.store.policy_store import RING_IDS, WINDOW_MS
+from ledger.store.policy_store import ring_id
 
 __all__ = [
     "ARCHIVE_GROUP",
@@ -323,10 +323,9 @@ def _limits(
                     )
                 )
         for mtype, caps in lim.messages.items():
-            for window, window_ms in WINDOW_MS.items():
-                cap = getattr(caps, window)
+            for window, window_ms, cap in caps.windows():
                 if cap:
-                    count = ring_count(rings.get(RING_IDS[(mtype, window)]), window_ms, now_ms)
+                    count = ring_count(rings.get(ring_id(mtype, window_ms)), window_ms, now_ms)
                     rows.append(
                         LimitRow(
                             node.firm,

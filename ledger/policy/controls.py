@@ -20,6 +20,7 @@ from ledger.errors import InvalidInput
 from ledger.policy.durations import parse_duration_ms
 from ledger.policy.fields import Fields
 from ledger.policy.lifecycle import Lifecycle, parse_lifecycle
+from ledger.policy.money import Price, parse_multiplier
 
 __all__ = [
     "SYMBOL",
@@ -49,6 +50,15 @@ class Tier:
     symbols: frozenset[str]
     max_order_qty: int | None = None
     max_order_notional: int | None = None
+    #: Contract multiplier of the tier's symbols: notional = qty x price x multiplier.
+    multiplier: Price | None = None
+    #: Per-symbol multipliers that override the tier's.
+    multipliers: Mapping[str, Price] = field(default_factory=dict)
+
+    def multiplier_of(self, symbol: str) -> Price | None:
+        """The symbol's multiplier; None means 1."""
+        m = self.multipliers.get(symbol, self.multiplier)
+        return None if m == (1, 0) else m
 
 
 @dataclass(frozen=True)
@@ -242,7 +252,16 @@ def _tiers(p: Fields, value: object) -> dict[str, Tier]:
     for name, raw in value.items():
         where = f"tiers.{name}"
         spec = p.mapping(
-            raw, where, ("price_collar_bps", "max_order_qty", "max_order_notional", "symbols")
+            raw,
+            where,
+            (
+                "price_collar_bps",
+                "max_order_qty",
+                "max_order_notional",
+                "multiplier",
+                "multipliers",
+                "symbols",
+            ),
         )
         if spec is None or p.ident(name, where) is None:
             continue
@@ -263,8 +282,42 @@ def _tiers(p: Fields, value: object) -> dict[str, Tier]:
             if s in owner:
                 p.fail(f"{where}.symbols", f"symbol {s!r} is already in tier {owner[s]!r}")
             owner[s] = name
+        multiplier = (
+            _multiplier(p, spec["multiplier"], f"{where}.multiplier")
+            if ("multiplier" in spec)
+            else None
+        )
+        multipliers = _multipliers(p, spec.get("multipliers"), f"{where}.multipliers", symbols)
         if collar is not None:
-            out[name] = Tier(name, collar, frozenset(symbols), qty, notional)
+            out[name] = Tier(
+                name, collar, frozenset(symbols), qty, notional, multiplier, multipliers
+            )
+    return out
+
+
+def _multiplier(p: Fields, value: object, where: str) -> Price | None:
+    try:
+        return parse_multiplier(value, where)
+    except InvalidInput as exc:
+        p.fail(where, exc.message)
+        return None
+
+
+def _multipliers(p: Fields, value: object, where: str, symbols: list[str]) -> dict[str, Price]:
+    """``{SYMBOL: "50"}``: each symbol one of the tier's own."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not value:
+        p.fail(where, 'must be a mapping of symbol to its multiplier, such as {ES: "50"}')
+        return {}
+    out: dict[str, Price] = {}
+    for symbol, raw in value.items():
+        if symbol not in symbols:
+            p.fail(where, f"symbol {symbol!r} is not in this tier's symbols")
+            continue
+        m = _multiplier(p, raw, f"{where}.{symbol}")
+        if m is not None:
+            out[symbol] = m
     return out
 
 

@@ -38,7 +38,6 @@ from ledger.policy.money import format_minor
 __all__ = ["Ceiling", "NodeExposure", "PathExposure", "Report", "analyse"]
 
 #: Window lengths of the message limits, by policy key.
-WINDOW_MS: Final = {"per_second": 1_000, "per_10s": 10_000}
 #: Message types that bound new orders (``all`` counts every type).
 _NEW_TYPES: Final = ("all", "new")
 
@@ -230,8 +229,7 @@ def _window_count(node: Node, window_ms: int) -> Ceiling:
         limits = node.limits.messages.get(kind)
         if limits is None or "messages" in node.limits.shadow:
             continue
-        for name, w in WINDOW_MS.items():
-            per = getattr(limits, name)
+        for _, w, per in limits.windows():
             if per is not None:
                 best = best.tighter(Ceiling(per * -(-window_ms // w), node.scope))
     return best

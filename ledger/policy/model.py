@@ -34,6 +34,7 @@ from ledger.policy.controls import (
     fill_throttle,
     parse_controls,
 )
+from ledger.policy.durations import parse_duration_ms
 from ledger.policy.money import MAX_EXACT, parse_money
 
 __all__ = [
@@ -74,16 +75,62 @@ PLACEMENT: Final = {
 }
 #: Node states a strategy or an account can be in.
 STATES: Final = ("enabled", "disabled", "reduce_only")
-_WINDOWS: Final = ("per_second", "per_10s")
+#: Message windows by name; any other length is written as a duration key such as ``5s``.
+WINDOW_NAMES: Final = {
+    "per_second": 1_000,
+    "per_10s": 10_000,
+    "per_minute": 60_000,
+    "per_hour": 3_600_000,
+}
+_WINDOWS: Final = tuple(WINDOW_NAMES)
+#: What a messages mapping lists as allowed beside the names.
+_A_DURATION: Final = "a duration such as 5s"
+#: The longest message window (memory stays 13 numbers a window whatever its length).
+MAX_WINDOW_MS: Final = 86_400_000
+_UNIT_MS: Final = (("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1))
+
+
+def window_name(ms: int) -> str:
+    """``per_second`` ... for the named lengths, else the duration (``5s``, ``250ms``)."""
+    for name, length in WINDOW_NAMES.items():
+        if length == ms:
+            return name
+    unit, size = next((u, n) for u, n in _UNIT_MS if ms % n == 0)
+    return f"{ms // size}{unit}"
+
+
+def _duration_key(key: object) -> int | None:
+    """The length of a duration key (``5s``), or None if it is not one."""
+    try:
+        return parse_duration_ms(key, "") if isinstance(key, str) else None
+    except InvalidInput:
+        return None
+
+
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True)
 class MessageLimits:
-    """Caps on one message type: at most ``per_second`` in any 1 s and ``per_10s`` in any 10 s."""
+    """Caps on one message type: at most ``per_second`` in any 1 s, ``per_10s`` in any 10 s,
+    and for each other window length (ms) in ``other`` its limit in any window of it."""
 
     per_second: int | None = None
     per_10s: int | None = None
+    other: Mapping[int, int] = field(default_factory=dict)
+
+    def windows(self) -> list[tuple[str, int, int]]:
+        """``(name, length ms, limit)`` of every window set, shortest first."""
+        out = [
+            (n, ms, c)
+            for n, ms, c in (
+                ("per_second", 1_000, self.per_second),
+                ("per_10s", 10_000, self.per_10s),
+            )
+            if c
+        ]
+        out += [(window_name(ms), ms, c) for ms, c in self.other.items()]
+        return sorted(out, key=lambda w: w[1])
 
 
 @dataclass(frozen=True)
@@ -604,14 +651,62 @@ class _Parser:
             self.fail(where, exc.message + hint)
             return None
 
+    def _window_mapping(
+        self, value: object, where: str, allowed: tuple[str, ...]
+    ) -> dict[str, Any] | None:
+        """A messages mapping: named windows, duration keys (``5s``) and ``allowed``."""
+        if not isinstance(value, dict):
+            return self.mapping(value, where, allowed)
+        named = {k: v for k, v in value.items() if k in allowed or _duration_key(k) is None}
+        self.mapping(named, where, (*allowed[:4], _A_DURATION, *allowed[4:]))
+        return value
+
+    def _windows_of(self, sub: dict[str, Any], here: str) -> MessageLimits | None:
+        """The windows a mapping sets (``per_second``, ``5s``, ...), each checked."""
+        named: dict[str, int | None] = {}
+        other: dict[int, int] = {}
+        seen: dict[int, str] = {}
+        for key, raw in sub.items():
+            ms = WINDOW_NAMES.get(key) if key in WINDOW_NAMES else _duration_key(key)
+            if ms is None:
+                continue
+            where = f"{here}.{key}"
+            if ms % 10 or ms > MAX_WINDOW_MS:
+                self.fail(
+                    where,
+                    "a window must be a whole number of 10 ms (its ten buckets are whole ms) "
+                    "and at most 1d",
+                )
+                continue
+            if ms in seen:
+                self.fail(where, f"is the same window as {seen[ms]}")
+                continue
+            seen[ms] = key
+            limit = self.count(raw, where, 1)
+            if limit is None:
+                continue
+            if ms == 1_000:
+                named["per_second"] = limit
+            elif ms == 10_000:
+                named["per_10s"] = limit
+            else:
+                other[ms] = limit
+        if not seen:
+            return None
+        return MessageLimits(named.get("per_second"), named.get("per_10s"), other)
+
     def messages(self, value: object, where: str) -> dict[str, MessageLimits]:
         types = MESSAGE_TYPES[1:]
-        spec = self.mapping(value, where, (*_WINDOWS, *types))
+        spec = self._window_mapping(value, where, (*_WINDOWS, *types))
         if spec is None:
             return {}
         if not spec:
             # An empty block is a cap the author meant to write, not "no cap".
-            self.fail(where, f"must set per_second, per_10s or a message type ({', '.join(types)})")
+            self.fail(
+                where,
+                f"must set a window (per_second, per_10s, per_minute, per_hour, {_A_DURATION}) "
+                f"or a message type ({', '.join(types)})",
+            )
             return {}
         out: dict[str, MessageLimits] = {}
         for kind in MESSAGE_TYPES:
@@ -620,16 +715,20 @@ class _Parser:
                 if kind not in spec:
                     continue
                 here = f"{where}.{kind}"
-                typed = self.mapping(spec[kind], here, _WINDOWS)
+                typed = self._window_mapping(spec[kind], here, _WINDOWS)
                 if typed is None:
                     continue
-                if not any(w in typed for w in _WINDOWS):
-                    self.fail(here, "must set per_second or per_10s")
+                if not any(k in WINDOW_NAMES or _duration_key(k) is not None for k in typed):
+                    self.fail(
+                        here,
+                        f"must set a window (per_second, per_10s, per_minute, per_hour, "
+                        f"{_A_DURATION})",
+                    )
                     continue
                 sub = typed
-            windows = {w: self.count(sub[w], f"{here}.{w}", 1) for w in _WINDOWS if w in sub}
-            if windows:
-                out[kind] = MessageLimits(**windows)
+            limits = self._windows_of(sub, here)
+            if limits is not None:
+                out[kind] = limits
         return out
 
     def shadow(self, value: object, where: str, spec: Mapping[str, Any]) -> frozenset[str]:

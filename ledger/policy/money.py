@@ -26,6 +26,8 @@ __all__ = [
     "parse_price",
     "parse_money",
     "notional_minor",
+    "parse_multiplier",
+    "MAX_MULTIPLIER_SCALE",
     "format_minor",
 ]
 
@@ -131,6 +133,18 @@ def parse_price(value: object, field: str = "price") -> Price:
     if numerator > MAX_EXACT:
         raise InvalidInput(field, "has too many significant digits to stay exact")
     return Price(numerator, len(frac))
+
+
+#: Decimal places a contract multiplier may have (the scripts add them to the price's).
+MAX_MULTIPLIER_SCALE: Final = 8
+
+
+def parse_multiplier(value: object, field: str) -> Price:
+    """A positive exact contract multiplier (``"50"``, ``"0.1"``) as a :class:`Price`."""
+    multiplier = parse_price(value, field)
+    if multiplier.scale > MAX_MULTIPLIER_SCALE:
+        raise InvalidInput(field, f"has more than {MAX_MULTIPLIER_SCALE} decimal places")
+    return multiplier
 
 
 def parse_money(value: object, minor_units: int, field: str) -> int:

@@ -23,7 +23,7 @@ Per firm (slot of ``{F}``):
 ``P:{F}:agg``                  hash    state of every node of the firm: ``S`` -> msgpack
                                        ``[ob, os, fb, fs, n, rings]``: open buy/sell and
                                        filled buy/sell notional (minor units), open
-                                       orders, message-window rings by ``TYPE|WINDOW_MS``
+                                       orders, message-window rings by ring id (``ring_id``)
                                        (lua/includes/exposure.lua, windows.lua)
 ``P:{F}:open``                 zset    open-order index, all scores 0, members
                                        ``S|ORDER_ID`` for the order's desk, account,
@@ -33,7 +33,8 @@ Per firm (slot of ``{F}``):
 ``P:{F}:order:ID``             hash    one order: path, side, qty, price, cum qty,
                                        reserved and filled notional, state, first decision,
                                        ``f|FILL_ID`` per fill seen (lua/includes/path.lua),
-                                       ``tif`` unless DAY; once closed it expires after the
+                                       ``tif`` unless DAY, ``ro`` = 1 for an order flagged
+                                       reduce-only; once closed it expires after the
                                        policy's ``retention.closed_orders``
 ``P:{F}:expiry``               zset    open orders with a due time (all but GTC): member the
                                        order's key, score the due time in ms of server time

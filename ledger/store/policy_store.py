@@ -17,7 +17,7 @@ from ledger.reasons import Reason
 from ledger.store.keys import Keys
 from ledger.store.scripts import ScriptSet
 
-__all__ = ["firm_fields", "load", "fetch", "RING_IDS", "WINDOW_MS"]
+__all__ = ["firm_fields", "load", "fetch", "RING_IDS", "WINDOW_MS", "ring_id"]
 
 _CHUNK = 1000
 #: Window lengths of ``messages.per_second`` and ``messages.per_10s``.
@@ -32,6 +32,16 @@ RING_IDS = {
 }
 #: Rings of the cancel-to-new ratio (new orders, cancels) and of the fill throttle.
 RATIO_NEW_RING, RATIO_CANCEL_RING, FILL_RING = 9, 10, 11
+_TYPE_INDEX = {"all": 0, "new": 1, "replace": 2, "cancel": 3}
+
+
+def ring_id(mtype: str, window_ms: int) -> int:
+    """The ring of a (message type, window length): 1 s and 10 s keep their ids; any other
+    length gets 100 + 4 x its ms + the type's index, unique and stable across loads."""
+    for name, ms in WINDOW_MS.items():
+        if ms == window_ms:
+            return RING_IDS[(mtype, name)]
+    return 100 + 4 * window_ms + _TYPE_INDEX[mtype]
 
 
 def _record(node: Node) -> bytes:
@@ -79,10 +89,8 @@ def _windows(node: Node) -> dict[str, list[int]]:
         rows: list[int] = []
         for counted in ("all", mtype):
             caps = node.limits.messages.get(counted)
-            for window, ms in WINDOW_MS.items():
-                limit = getattr(caps, window) if caps else None
-                if limit:
-                    rows += [limit, RING_IDS[(counted, window)], ms // 10]
+            for _, ms, limit in caps.windows() if caps else ():
+                rows += [limit, ring_id(counted, ms), ms // 10]
         if rows:
             out[mtype] = rows
     return out
@@ -128,7 +136,9 @@ def firm_fields(
             record["n"] = tier.max_order_notional
         packed = _pack(record)
         for symbol in tier.symbols:
-            fields[f"s|{symbol}"] = packed
+            # The contract multiplier, when not 1 (lua/includes/money.lua).
+            m = tier.multiplier_of(symbol)
+            fields[f"s|{symbol}"] = packed if m is None else _pack({**record, "m": list(m)})
     for node in policy.nodes.values():
         if node.firm != firm:
             continue

@@ -77,3 +77,13 @@ local function reduces(p, side, qty)
   if side == 'buy' then return p[7] < 0 and p[5] + qty <= -p[7] end
   return p[7] > 0 and p[6] + qty <= p[7]
 end
+
+-- A reduce-only order (its own flag): the first node of the path whose
+-- position it could grow, or nil. qty is what the order adds to the open qty
+-- on its side (a replace: the change of its qty).
+local function grows_at(pos, side, qty)
+  for i = 1, #pos do
+    if not reduces(pos[i], side, qty) then return i end
+  end
+  return nil
+end

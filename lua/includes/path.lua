@@ -110,14 +110,14 @@ end
   filled notional, "f|<fill id>" per fill seen.
 ]]
 local function load_order(order_key)
-  local v = rcall('HMGET', order_key, 'st', 'o', 'qty', 'pn', 'ps', 'cum', 'res', 'fn')
+  local v = rcall('HMGET', order_key, 'st', 'o', 'qty', 'pn', 'ps', 'cum', 'res', 'fn', 'ro')
   if not v[1] or v[1] == 'rejected' then return nil end
   local p = cmsgpack.unpack(v[2])
-  return {st = v[1], sym = p[6], side = p[7], mu = p[8], venue = p[9] or '',
+  return {st = v[1], sym = p[6], side = p[7], mu = p[8], venue = p[9] or '', m = p[10],
     qty = tonumber(v[3]), pn = tonumber(v[4]),
     ps = tonumber(v[5]), cum = tonumber(v[6]), res = tonumber(v[7]), fn = tonumber(v[8]),
-    scopes = {'firm:' .. p[1], 'desk:' .. p[2], 'account:' .. p[3], 'strategy:' .. p[4],
-      'trader:' .. p[5]}, ids = {p[1], p[2], p[3], p[4], p[5]}}
+    ro = v[9] == '1', scopes = {'firm:' .. p[1], 'desk:' .. p[2], 'account:' .. p[3],
+      'strategy:' .. p[4], 'trader:' .. p[5]}, ids = {p[1], p[2], p[3], p[4], p[5]}}
 end
 
 -- Tags an audit record with the nodes and symbol it concerns, so that a

@@ -171,8 +171,7 @@ def _message_caps(path: list[Node]) -> list[tuple[str, str, int]]:
     for node in path:
         for mtype in ("all", "new"):
             limits = node.limits.messages.get(mtype)
-            for window in ("per_second", "per_10s"):
-                cap = getattr(limits, window) if limits else None
+            for window, _, cap in limits.windows() if limits else ():
                 if cap and "messages" not in node.limits.shadow:
                     caps.append((node.scope, f"messages.{mtype}.{window}", int(cap)))
     return sorted(caps, key=lambda c: c[2])
