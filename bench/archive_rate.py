@@ -18,6 +18,7 @@ from pathlib import Path
 
 import redis
 
+from bench.harness import SCRIPT_CALLS, commandstats
 from ledger import Ledger, Order, parse_policy
 from ledger.audit import Archiver, register, verify
 from ledger.store.embedded import EmbeddedRedis
@@ -41,8 +42,8 @@ def _decide(lg: Ledger, firm: str, n: int, tag: str) -> tuple[float, float]:
         lg.reserve(Order(oid, f"T{firm}", f"S{firm}", f"A{firm}", "XYZ", "buy", "1", "1"))
         lg.release(oid, reason="done")
     wall = time.perf_counter() - start
-    stats = lg.redis.info("commandstats").get("cmdstat_evalsha", {})
-    return wall, float(stats.get("usec", 0))
+    stats = commandstats(lg.redis)
+    return wall, float(sum(stats.get(name, (0, 0))[1] for name in SCRIPT_CALLS))
 
 
 def main(argv: list[str] | None = None) -> None:
