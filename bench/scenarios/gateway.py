@@ -39,6 +39,7 @@ import statistics
 import subprocess
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,29 +81,17 @@ def _conf() -> Path:
     return Path(CONF)
 
 
-def _start(ctx: Context) -> tuple[list[str], list[subprocess.Popen[bytes]]]:
-    from gateway.run import launch, stop, wait_ready  # noqa: PLC0415 - optional part
+def _two(
+    start: Callable[[int], subprocess.Popen[bytes]],
+) -> tuple[list[str], list[subprocess.Popen[bytes]]]:
+    """Two instances started by ``start(port)`` on free ports, both answering, or none left."""
+    from gateway.run import stop, wait_ready  # noqa: PLC0415 - optional part
 
     bases, procs = [], []
     try:
         for _ in range(2):
             port = free_port()
-            procs.append(
-                launch(
-                    ctx.url,
-                    bind=f"127.0.0.1:{port}",
-                    workers=WORKERS_PER_INSTANCE,
-                    threads=THREADS_PER_WORKER,
-                    prefix=PREFIX,
-                    name=f"bench-gateway-{port}",
-                    env={
-                        "LEDGER_ACTOR": "bench-gateway",
-                        "LEDGER_GATEWAY_LOG_LEVEL": "warning",
-                        "LEDGER_TOKEN_SECRET": TOKEN_SECRET,
-                    },
-                    output=subprocess.DEVNULL,
-                )
-            )
+            procs.append(start(port))
             bases.append(f"http://127.0.0.1:{port}")
         for base, proc in zip(bases, procs, strict=True):
             wait_ready(base, proc, timeout_s=60.0)
@@ -112,52 +101,54 @@ def _start(ctx: Context) -> tuple[list[str], list[subprocess.Popen[bytes]]]:
     return bases, procs
 
 
+def _start(ctx: Context) -> tuple[list[str], list[subprocess.Popen[bytes]]]:
+    from gateway.run import launch  # noqa: PLC0415 - optional part
+
+    return _two(
+        lambda port: launch(
+            ctx.url,
+            bind=f"127.0.0.1:{port}",
+            workers=WORKERS_PER_INSTANCE,
+            threads=THREADS_PER_WORKER,
+            prefix=PREFIX,
+            name=f"bench-gateway-{port}",
+            env={
+                "LEDGER_ACTOR": "bench-gateway",
+                "LEDGER_GATEWAY_LOG_LEVEL": "warning",
+                "LEDGER_TOKEN_SECRET": TOKEN_SECRET,
+            },
+            output=subprocess.DEVNULL,
+        )
+    )
+
+
 def _start_baseline(ctx: Context, root: Path) -> tuple[list[str], list[subprocess.Popen[bytes]]]:
     """Two instances of the gateway of the checkout at ``root``, with its own code and config."""
-    from gateway.run import stop, wait_ready  # noqa: PLC0415 - optional part
-
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith("LEDGER_GATEWAY_") and k != "PROMETHEUS_MULTIPROC_DIR"
     }
-    bases, procs = [], []
-    try:
-        for _ in range(2):
-            port = free_port()
-            procs.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "gunicorn",
-                        "-c",
-                        str(root / "gateway/gunicorn.conf.py"),
-                    ],
-                    cwd=root,
-                    env={
-                        **env,
-                        "PYTHONPATH": str(root),
-                        "LEDGER_REDIS_URL": ctx.url,
-                        "LEDGER_PREFIX": PREFIX,
-                        "LEDGER_GATEWAY_WORKERS": str(BASELINE_WORKERS),
-                        "LEDGER_GATEWAY_BIND": f"127.0.0.1:{port}",
-                        "LEDGER_GATEWAY_NAME": f"bench-baseline-{port}",
-                        "LEDGER_GATEWAY_LOG_LEVEL": "warning",
-                        "LEDGER_ACTOR": "bench-baseline",
-                        "LEDGER_TOKEN_SECRET": TOKEN_SECRET,
-                    },
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-            bases.append(f"http://127.0.0.1:{port}")
-        for base, proc in zip(bases, procs, strict=True):
-            wait_ready(base, proc, timeout_s=60.0)
-    except Exception:
-        stop(procs)
-        raise
-    return bases, procs
+    return _two(
+        lambda port: subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", str(root / "gateway/gunicorn.conf.py")],
+            cwd=root,
+            env={
+                **env,
+                "PYTHONPATH": str(root),
+                "LEDGER_REDIS_URL": ctx.url,
+                "LEDGER_PREFIX": PREFIX,
+                "LEDGER_GATEWAY_WORKERS": str(BASELINE_WORKERS),
+                "LEDGER_GATEWAY_BIND": f"127.0.0.1:{port}",
+                "LEDGER_GATEWAY_NAME": f"bench-baseline-{port}",
+                "LEDGER_GATEWAY_LOG_LEVEL": "warning",
+                "LEDGER_ACTOR": "bench-baseline",
+                "LEDGER_TOKEN_SECRET": TOKEN_SECRET,
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+    )
 
 
 def _baseline_commit(root: Path) -> str:
